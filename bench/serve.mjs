@@ -1,0 +1,435 @@
+// Saved-content benchmark: how fast each lazy-content adapter serves a file that is already saved, next to
+// express.static, koa-static, a bare node:http file server and nginx (the ceiling).
+//
+//   npm run bench                 (tsc -b, then this file)
+//   node bench/serve.mjs
+//
+// Environment:
+//   BENCH_SECONDS=10   length of each measurement, in seconds (a quick run: BENCH_SECONDS=2)
+//   BENCH_WARMUP=2     warm-up before each measurement, in seconds
+//   BENCH_ONLY=a,b     run only these servers (names as in the table, e.g. express-lazy,express-static)
+//   BENCH_JSON=file    also write the results as JSON to this file
+//   NGINX=/usr/sbin/nginx   the nginx binary
+//
+// Each server runs alone in its own child process (bench/servers/<name>.mjs), on 127.0.0.1 with a port the
+// kernel chooses, and is stopped before the next one starts. Every step is bounded in time; children are
+// killed (their whole process group) on exit, on SIGINT/SIGTERM and on errors.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+const SECONDS = positiveNumber('BENCH_SECONDS', 10);
+const WARMUP = positiveNumber('BENCH_WARMUP', 2, true);
+const THREADS = 1;
+const CONNECTIONS = 50;
+const WRK = 'wrk';
+const WRK_SCRIPT = path.join(here, 'wrk-report.lua');
+const START_TIMEOUT_MS = 30_000;
+const VERIFY_TIMEOUT_MS = 30_000;
+
+const SMALL = { name: 'small.bin', size: 4 * 1024, label: '4 KiB' };
+const LARGE = { name: 'large.bin', size: 64 * 1024 * 1024, label: '64 MiB' };
+
+/** `urlPrefix`: where the folder's files are found on that server. */
+const SERVERS = [
+  { name: 'express-lazy', title: 'Express 5 + @lazy-content/express', lazy: true, urlPrefix: '/content/' },
+  { name: 'koa-lazy', title: 'Koa 3 + @lazy-content/koa', lazy: true, urlPrefix: '/content/' },
+  { name: 'nest-lazy', title: 'NestJS 12 (platform-express) + LazyContentModule', lazy: true, urlPrefix: '/content/' },
+  { name: 'express-static', title: 'Express 5 + express.static (serve-static)', baseline: true, urlPrefix: '/content/' },
+  // koa-mount is not installed: koa-static serves the folder at the site's root.
+  { name: 'koa-static', title: 'Koa 3 + koa-static (folder at /, no koa-mount)', urlPrefix: '/' },
+  { name: 'node-http', title: 'node:http + fs.stat + fs.createReadStream', urlPrefix: '/content/' },
+  { name: 'nginx', title: 'nginx (sendfile, worker_processes auto)', urlPrefix: '/content/' },
+];
+
+const GOAL_SMALL = 1.5;
+const GOAL_LARGE = 0.9;
+
+function positiveNumber(name, fallback, zeroOk = false) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0 || (!zeroOk && n === 0) || !Number.isInteger(n)) {
+    throw new Error(`${name} must be a whole number of seconds${zeroOk ? '' : ' above 0'}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Children: every process we start is remembered and killed (with its process group) whatever happens.
+
+const children = new Set();
+let tmpDir;
+
+function killChild(child, signal) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    if (child.groupLeader) process.kill(-child.pid, signal);
+    else child.kill(signal);
+  } catch {
+    // already gone
+  }
+}
+
+function cleanupSync() {
+  for (const child of children) killChild(child, 'SIGKILL');
+  children.clear();
+  if (tmpDir) {
+    rmSync(tmpDir, { recursive: true, force: true });
+    tmpDir = undefined;
+  }
+}
+
+process.on('exit', cleanupSync);
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+  ['SIGHUP', 129],
+]) {
+  process.on(signal, () => {
+    process.stderr.write(`\nbench: ${signal}, stopping\n`);
+    cleanupSync();
+    process.exit(code);
+  });
+}
+
+function track(child, groupLeader) {
+  child.groupLeader = groupLeader;
+  children.add(child);
+  child.once('exit', () => {
+    // The leader is gone; make sure nothing it started is left in its group.
+    if (groupLeader) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // empty group
+      }
+    }
+    children.delete(child);
+  });
+  return child;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The files.
+
+function makeFiles() {
+  tmpDir = mkdtempSync(path.join(os.tmpdir(), 'lazy-content-bench-'));
+  // Readable by nginx workers, whatever user they run as.
+  chmodSync(tmpDir, 0o755);
+  const root = path.join(tmpDir, 'files');
+  mkdirSync(root, { mode: 0o755 });
+  const digests = {};
+  for (const file of [SMALL, LARGE]) {
+    const hash = createHash('sha256');
+    const fd = openSync(path.join(root, file.name), 'w', 0o644);
+    try {
+      const chunk = 1024 * 1024;
+      for (let done = 0; done < file.size; done += chunk) {
+        const bytes = randomBytes(Math.min(chunk, file.size - done));
+        hash.update(bytes);
+        writeSync(fd, bytes);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    digests[file.name] = hash.digest('hex');
+  }
+  return { root, digests };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A server.
+
+async function startServer(server, root) {
+  const script = path.join(here, 'servers', `${server.name}.mjs`);
+  const child = track(
+    spawn(process.execPath, [script, '--port', '0', '--host', '127.0.0.1', '--root', root], {
+      detached: true, // its own process group, so that nginx's workers go with it
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+    true,
+  );
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    if (stderr.length > 20_000) stderr = stderr.slice(-20_000);
+  });
+  const port = await withTimeout(
+    new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /^ready (\d+)$/m.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.once('exit', (code, signal) =>
+        reject(new Error(`${server.name} exited before it was ready (${signal ?? code}):\n${stderr}`)),
+      );
+      child.once('error', reject);
+    }),
+    START_TIMEOUT_MS,
+    `starting ${server.name}`,
+  ).catch((err) => {
+    killChild(child, 'SIGKILL');
+    throw err;
+  });
+  return { child, port, stderr: () => stderr };
+}
+
+async function stopServer(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  killChild(child, 'SIGTERM');
+  const t = setTimeout(() => killChild(child, 'SIGKILL'), 3000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** One plain GET per file before any load: right status, right length, right bytes. */
+async function verify(url, expectedSize, expectedDigest) {
+  const res = await withTimeout(fetch(url), VERIFY_TIMEOUT_MS, `GET ${url}`);
+  if (res.status !== 200) throw new Error(`GET ${url}: status ${res.status}, expected 200`);
+  const hash = createHash('sha256');
+  let size = 0;
+  const body = res.body;
+  await withTimeout(
+    (async () => {
+      for await (const chunk of body) {
+        size += chunk.length;
+        hash.update(chunk);
+      }
+    })(),
+    VERIFY_TIMEOUT_MS,
+    `reading ${url}`,
+  );
+  if (size !== expectedSize) throw new Error(`GET ${url}: ${size} bytes, expected ${expectedSize}`);
+  if (hash.digest('hex') !== expectedDigest) throw new Error(`GET ${url}: the bytes differ from the file`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// wrk.
+
+function wrkArgs(seconds, url) {
+  return [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '30s', '-s', WRK_SCRIPT, url];
+}
+
+function runWrk(seconds, url) {
+  const args = wrkArgs(seconds, url);
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(WRK, args, { stdio: ['ignore', 'pipe', 'pipe'] }), false);
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    const limit = setTimeout(
+      () => {
+        killChild(child, 'SIGKILL');
+        reject(new Error(`wrk ${args.join(' ')} did not finish within ${seconds + 30} s`));
+      },
+      (seconds + 30) * 1000,
+    );
+    child.once('error', (e) => {
+      clearTimeout(limit);
+      reject(new Error(`cannot run wrk (apt-get install -y wrk): ${e.message}`));
+    });
+    child.once('exit', (code) => {
+      clearTimeout(limit);
+      const m = /^WRK_REPORT (\{.*\})$/m.exec(out);
+      if (code !== 0 || !m) {
+        reject(new Error(`wrk ${args.join(' ')} failed (exit ${code}):\n${out}${err}`));
+        return;
+      }
+      const r = JSON.parse(m[1]);
+      const secs = r.duration_us / 1e6;
+      resolve({
+        ...r,
+        seconds: secs,
+        reqPerSec: r.requests / secs,
+        gbPerSec: r.bytes / secs / 1e9,
+        socketErrors: r.connect_errors + r.read_errors + r.write_errors,
+        text: out.replace(/^WRK_REPORT .*\n?/m, ''),
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Output.
+
+function machine() {
+  const cpus = os.cpus();
+  const wrkVersion = (spawnSync(WRK, ['-v'], { encoding: 'utf8', timeout: 5000 }).stdout || '').split('\n')[0].trim();
+  const nginx = spawnSync(process.env.NGINX ?? '/usr/sbin/nginx', ['-v'], { encoding: 'utf8', timeout: 5000 });
+  const nginxVersion = (nginx.stderr || nginx.stdout || '').trim() || 'not found';
+  return {
+    nproc: os.availableParallelism?.() ?? cpus.length,
+    cpu: cpus[0]?.model ?? 'unknown',
+    memoryGiB: (os.totalmem() / 2 ** 30).toFixed(1),
+    kernel: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    wrk: wrkVersion.replace(/\s*Copyright.*$/, ''),
+    nginx: nginxVersion.replace(/^nginx version:\s*/, ''), // e.g. nginx/1.22.1
+  };
+}
+
+const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
+const fmtRatio = (n) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
+
+function table(results, baseline) {
+  const head = ['server', '4 KiB req/s', 'ratio vs express.static', '64 MiB GB/s', 'ratio vs express.static', '64 MiB req/s'];
+  const rows = results.map((r) => [
+    r.name,
+    fmtInt(r.small.reqPerSec),
+    baseline ? fmtRatio(r.small.reqPerSec / baseline.small.reqPerSec) : 'n/a',
+    r.large.gbPerSec.toFixed(2),
+    baseline ? fmtRatio(r.large.gbPerSec / baseline.large.gbPerSec) : 'n/a',
+    r.large.reqPerSec.toFixed(1),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells) =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(head), rule, ...rows.map(line)].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+async function main() {
+  const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
+  if (only) {
+    const unknown = [...only].filter((n) => !SERVERS.some((s) => s.name === n));
+    if (unknown.length) throw new Error(`BENCH_ONLY: unknown server(s) ${unknown.join(', ')}`);
+  }
+  const servers = SERVERS.filter((s) => !only || only.has(s.name));
+
+  if (spawnSync(WRK, ['-v'], { timeout: 5000 }).error) throw new Error('wrk is missing: apt-get install -y wrk');
+  if (servers.some((s) => s.name === 'nginx') && spawnSync(process.env.NGINX ?? '/usr/sbin/nginx', ['-v'], { timeout: 5000 }).error) {
+    throw new Error('nginx is missing: apt-get install -y nginx-light (or BENCH_ONLY without nginx)');
+  }
+
+  // Whole run bounded: start, verify, 2 warm-ups and 2 measurements per server, with slack.
+  const budgetS = servers.length * (2 * WARMUP + 2 * SECONDS + 90) + 60;
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`bench: time budget of ${budgetS} s exceeded, stopping\n`);
+    cleanupSync();
+    process.exit(1);
+  }, budgetS * 1000);
+  watchdog.unref();
+
+  const m = machine();
+  const exampleCmd = `${WRK} ${wrkArgs(SECONDS, 'http://127.0.0.1:PORT/content/<file>').join(' ')}`.replace(WRK_SCRIPT, path.relative(process.cwd(), WRK_SCRIPT));
+  const header = [
+    `machine: ${m.nproc} CPUs (nproc), ${m.cpu}, ${m.memoryGiB} GiB, ${m.kernel}`,
+    `node ${m.node}, ${m.wrk}, ${m.nginx}`,
+    `wrk command: ${exampleCmd}`,
+    `each server alone in its own process on 127.0.0.1; per file: ${WARMUP} s warm-up (same wrk command), then ${SECONDS} s measured`,
+    `files: ${SMALL.label} (${SMALL.size} B) and ${LARGE.label} (${LARGE.size} B) of random bytes; GB/s = 10^9 bytes/s received by wrk (headers included)`,
+  ].join('\n');
+  console.log(header);
+  console.log('');
+
+  const { root, digests } = makeFiles();
+  const results = [];
+  for (const server of servers) {
+    process.stdout.write(`${server.name}: starting… `);
+    const { child, port } = await startServer(server, root);
+    try {
+      const url = (file) => `http://127.0.0.1:${port}${server.urlPrefix}${file.name}`;
+      await verify(url(SMALL), SMALL.size, digests[SMALL.name]);
+      await verify(url(LARGE), LARGE.size, digests[LARGE.name]);
+      process.stdout.write(`port ${port}, responses verified\n`);
+      const measured = {};
+      for (const file of [SMALL, LARGE]) {
+        if (WARMUP > 0) await runWrk(WARMUP, url(file));
+        const r = await runWrk(SECONDS, url(file));
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${server.name} died during the run`);
+        if (r.status_errors !== 0) {
+          throw new Error(`${server.name} ${file.label}: ${r.status_errors} non-2xx/3xx responses under load:\n${r.text}`);
+        }
+        // A short run may end before any 64 MiB response completes; bytes received still count.
+        if (r.bytes === 0 || (file === SMALL && r.requests === 0)) {
+          throw new Error(`${server.name} ${file.label}: nothing received under load:\n${r.text}`);
+        }
+        const errs = r.socketErrors
+          ? `, socket errors: connect ${r.connect_errors} read ${r.read_errors} write ${r.write_errors}`
+          : '';
+        console.log(
+          `  ${file.label.padEnd(6)} ${fmtInt(r.reqPerSec).padStart(8)} req/s  ${r.gbPerSec.toFixed(3)} GB/s  ` +
+            `${r.requests} requests in ${r.seconds.toFixed(2)} s  p50 ${(r.latency_p50_us / 1000).toFixed(2)} ms  ` +
+            `p99 ${(r.latency_p99_us / 1000).toFixed(2)} ms  non-2xx/3xx 0${errs}`,
+        );
+        measured[file === SMALL ? 'small' : 'large'] = r;
+      }
+      results.push({ ...server, ...measured });
+    } finally {
+      await stopServer(child);
+    }
+    await sleep(500);
+  }
+
+  const baseline = results.find((r) => r.baseline);
+  console.log('');
+  console.log(table(results, baseline));
+  console.log('');
+  if (baseline) {
+    console.log(`goals: every lazy-content adapter ≥ ${GOAL_SMALL}× express.static req/s on 4 KiB, ≥ ${GOAL_LARGE}× its GB/s on 64 MiB`);
+    for (const r of results.filter((x) => x.lazy)) {
+      const s = r.small.reqPerSec / baseline.small.reqPerSec;
+      const l = r.large.gbPerSec / baseline.large.gbPerSec;
+      console.log(
+        `  ${r.name.padEnd(14)} 4 KiB ${fmtRatio(s)} ${s >= GOAL_SMALL ? 'met' : 'NOT met'}; ` +
+          `64 MiB ${fmtRatio(l)} ${l >= GOAL_LARGE ? 'met' : 'NOT met'}`,
+      );
+    }
+  } else {
+    console.log('(express.static was not run: no ratios)');
+  }
+
+  if (process.env.BENCH_JSON) {
+    const strip = ({ text, ...rest }) => rest;
+    writeFileSync(
+      process.env.BENCH_JSON,
+      `${JSON.stringify(
+        {
+          machine: m,
+          seconds: SECONDS,
+          warmup: WARMUP,
+          wrk: exampleCmd,
+          results: results.map((r) => ({ name: r.name, title: r.title, small: strip(r.small), large: strip(r.large) })),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  }
+}
+
+main().then(
+  () => {
+    cleanupSync();
+    process.exit(0);
+  },
+  (err) => {
+    process.stderr.write(`bench: ${err.stack ?? err}\n`);
+    cleanupSync();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LazyContentOptions } from '@lazy-content/core';
+import { APP_HELLO, APP_OWNED, type AdapterApp, type AdapterFactory } from '../adapters.js';
+import { request } from '../helpers/http.js';
+
+/** A folder of saved files, and the bytes each one holds. */
+export async function savedFolder(): Promise<{ root: string; files: Record<string, Buffer>; remove(): Promise<void> }> {
+  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lc-conformance-'));
+  const files: Record<string, Buffer> = {
+    'small.txt': Buffer.from('hello, lazy content\n'),
+    'big.bin': randomBytes(1024 * 1024 + 17),
+    'dir/nested/pkg-1.0.rpm': randomBytes(4096),
+    'a b.txt': Buffer.from('a space in the name'),
+    'empty.txt': Buffer.alloc(0),
+  };
+  for (const [name, data] of Object.entries(files)) {
+    await fsp.mkdir(path.dirname(path.join(root, name)), { recursive: true });
+    await fsp.writeFile(path.join(root, name), data);
+  }
+  return { root, files, remove: () => fsp.rm(root, { recursive: true, force: true }) };
+}
+
+/** Splits a multipart/byteranges body into its parts' Content-Range and bytes. */
+function multipartParts(body: Buffer, boundary: string): Array<{ range: string; data: Buffer }> {
+  const parts: Array<{ range: string; data: Buffer }> = [];
+  const text = body.toString('latin1');
+  for (const chunk of text.split(`--${boundary}`).slice(1)) {
+    if (chunk.startsWith('--')) break;
+    const headEnd = chunk.indexOf('\r\n\r\n');
+    const head = chunk.slice(0, headEnd);
+    let data = chunk.slice(headEnd + 4);
+    if (data.endsWith('\r\n')) data = data.slice(0, -2);
+    parts.push({ range: /content-range: (.*)/i.exec(head)?.[1]?.trim() ?? '', data: Buffer.from(data, 'latin1') });
+  }
+  return parts;
+}
+
+/**
+ * The HTTP behaviour every adapter must show, over real sockets. Each framework's test file calls this with
+ * its factory; a behaviour is written once here, never per adapter.
+ */
+export function conformanceSuite(name: string, factory: AdapterFactory): void {
+  describe(`conformance: ${name}`, () => {
+    let folder: Awaited<ReturnType<typeof savedFolder>>;
+    const apps: AdapterApp[] = [];
+    let app: AdapterApp;
+
+    async function start(options: LazyContentOptions): Promise<AdapterApp> {
+      const started = await factory({ root: folder.root, logger: false, ...options });
+      apps.push(started);
+      return started;
+    }
+
+    beforeAll(async () => {
+      folder = await savedFolder();
+      app = await start({});
+    });
+    afterAll(async () => {
+      await Promise.all(apps.map((a) => a.close()));
+      await folder.remove();
+    });
+
+    it('serves a small file with type, length and validators', async () => {
+      const r = await request(app.url, '/content/small.txt');
+      expect(r.status).toBe(200);
+      expect(r.body.equals(folder.files['small.txt']!)).toBe(true);
+      expect(r.headers['content-type']).toBe('text/plain; charset=utf-8');
+      expect(r.headers['content-length']).toBe(String(folder.files['small.txt']!.length));
+      expect(r.headers['accept-ranges']).toBe('bytes');
+      expect(r.headers.etag).toMatch(/^"[^"]+"$/);
+      expect(r.headers['last-modified']).toMatch(/GMT$/);
+      expect(r.headers['cache-control']).toBe('public, max-age=0');
+    });
+
+    it('streams a large file byte for byte, also to many clients at once', async () => {
+      const results = await Promise.all(Array.from({ length: 12 }, () => request(app.url, '/content/big.bin')));
+      for (const r of results) {
+        expect(r.status).toBe(200);
+        expect(r.body.equals(folder.files['big.bin']!)).toBe(true);
+      }
+    });
+
+    it('serves nested paths, encoded names and empty files', async () => {
+      const nested = await request(app.url, '/content/dir/nested/pkg-1.0.rpm');
+      expect(nested.status).toBe(200);
+      expect(nested.body.equals(folder.files['dir/nested/pkg-1.0.rpm']!)).toBe(true);
+      expect(nested.headers['content-type']).toBe('application/x-redhat-package-manager');
+      const spaced = await request(app.url, '/content/a%20b.txt?ignored=1');
+      expect(spaced.body.toString()).toBe('a space in the name');
+      const empty = await request(app.url, '/content/empty.txt');
+      expect(empty.status).toBe(200);
+      expect(empty.headers['content-length']).toBe('0');
+      expect(empty.body.length).toBe(0);
+    });
+
+    it('answers HEAD with the headers of GET and no body', async () => {
+      const get = await request(app.url, '/content/big.bin');
+      const head = await request(app.url, '/content/big.bin', { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(head.body.length).toBe(0);
+      for (const h of ['content-length', 'content-type', 'etag', 'last-modified', 'accept-ranges']) {
+        expect(head.headers[h]).toBe(get.headers[h]);
+      }
+    });
+
+    it('answers a single range with 206 and Content-Range', async () => {
+      const big = folder.files['big.bin']!;
+      const r = await request(app.url, '/content/big.bin', { headers: { range: 'bytes=1000-299999' } });
+      expect(r.status).toBe(206);
+      expect(r.headers['content-range']).toBe(`bytes 1000-299999/${big.length}`);
+      expect(r.headers['content-length']).toBe('299000');
+      expect(r.body.equals(big.subarray(1000, 300000))).toBe(true);
+      const suffix = await request(app.url, '/content/small.txt', { headers: { range: 'bytes=-6' } });
+      expect(suffix.status).toBe(206);
+      expect(suffix.body.toString()).toBe('ntent\n');
+    });
+
+    it('answers several ranges as multipart/byteranges', async () => {
+      const big = folder.files['big.bin']!;
+      const r = await request(app.url, '/content/big.bin', { headers: { range: 'bytes=0-9,500000-500099,-5' } });
+      expect(r.status).toBe(206);
+      const boundary = /^multipart\/byteranges; boundary=(\S+)$/.exec(r.headers['content-type'] ?? '')?.[1];
+      expect(boundary).toBeTruthy();
+      expect(Number(r.headers['content-length'])).toBe(r.body.length);
+      const parts = multipartParts(r.body, boundary!);
+      expect(parts.map((p) => p.range)).toEqual([
+        `bytes 0-9/${big.length}`,
+        `bytes 500000-500099/${big.length}`,
+        `bytes ${big.length - 5}-${big.length - 1}/${big.length}`,
+      ]);
+      expect(parts[0]!.data.equals(big.subarray(0, 10))).toBe(true);
+      expect(parts[1]!.data.equals(big.subarray(500000, 500100))).toBe(true);
+      expect(parts[2]!.data.equals(big.subarray(big.length - 5))).toBe(true);
+    });
+
+    it('answers an unsatisfiable range with 416 and bytes */size', async () => {
+      const r = await request(app.url, '/content/small.txt', { headers: { range: 'bytes=1000-2000' } });
+      expect(r.status).toBe(416);
+      expect(r.headers['content-range']).toBe(`bytes */${folder.files['small.txt']!.length}`);
+    });
+
+    it('answers 304 to If-None-Match and If-Modified-Since, and ignores a stale If-Range', async () => {
+      const first = await request(app.url, '/content/big.bin');
+      const byTag = await request(app.url, '/content/big.bin', { headers: { 'if-none-match': first.headers.etag! } });
+      expect(byTag.status).toBe(304);
+      expect(byTag.body.length).toBe(0);
+      expect(byTag.headers.etag).toBe(first.headers.etag);
+      const byDate = await request(app.url, '/content/big.bin', {
+        headers: { 'if-modified-since': first.headers['last-modified']! },
+      });
+      expect(byDate.status).toBe(304);
+      const stale = await request(app.url, '/content/small.txt', { headers: { range: 'bytes=0-1', 'if-range': '"old"' } });
+      expect(stale.status).toBe(200);
+      expect(stale.body.equals(folder.files['small.txt']!)).toBe(true);
+      const failed = await request(app.url, '/content/small.txt', { headers: { 'if-match': '"old"' } });
+      expect(failed.status).toBe(412);
+    });
+
+    it('answers 400 to traversal, NUL and bad encodings, never serving outside the root', async () => {
+      for (const p of [
+        '/content/../../../../etc/passwd',
+        '/content/%2e%2e/%2e%2e/etc/passwd',
+        '/content/dir/..%2f..%2f..%2fetc%2fpasswd',
+        '/content/small.txt%00.png',
+        '/content/%E0%A4%A',
+        '/content/a%5c..%5c..%5cb',
+      ]) {
+        const r = await request(app.url, p);
+        expect(r.status, p).toBe(400);
+        expect(r.body.toString(), p).not.toContain('root:');
+        expect(r.body.toString(), p).not.toContain(folder.root);
+      }
+    });
+
+    it('answers 404 for a missing file and 405 with Allow for other methods', async () => {
+      const missing = await request(app.url, '/content/nope.txt');
+      expect(missing.status).toBe(404);
+      expect(missing.body.toString()).not.toContain(folder.root);
+      const post = await request(app.url, '/content/small.txt', { method: 'POST' });
+      expect(post.status).toBe(405);
+      expect(post.headers.allow).toBe('GET, HEAD');
+    });
+
+    it("leaves the app's own routes alone", async () => {
+      const r = await request(app.url, '/app/hello');
+      expect(r.status).toBe(200);
+      expect(r.body.toString()).toBe(APP_HELLO);
+    });
+
+    it('passes missing files and other methods to the app when configured to', async () => {
+      const passing = await start({ notFound: 'pass', otherMethods: 'pass' });
+      const get = await request(passing.url, '/content/app-owned');
+      expect(get.status).toBe(200);
+      expect(get.body.toString()).toBe(APP_OWNED);
+      const post = await request(passing.url, '/content/app-owned', { method: 'POST' });
+      expect(post.status).toBeLessThan(300);
+      expect(post.body.toString()).toBe(APP_OWNED);
+      const saved = await request(passing.url, '/content/small.txt');
+      expect(saved.body.equals(folder.files['small.txt']!)).toBe(true);
+    });
+
+    it('serves under another prefix', async () => {
+      const other = await start({ prefix: '/pulp/content/' });
+      expect((await request(other.url, '/pulp/content/small.txt')).status).toBe(200);
+      expect((await request(other.url, '/app/hello')).body.toString()).toBe(APP_HELLO);
+    });
+  });
+}
