@@ -2,10 +2,10 @@ import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import { Controller, Get, Module, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { LazyContentOptions } from '@lazy-content/core';
+import type { LazyContent, LazyContentOptions } from '@lazy-content/core';
 import { lazyContent as expressLazyContent } from '@lazy-content/express';
 import { lazyContent as koaLazyContent } from '@lazy-content/koa';
-import { LazyContentModule } from '@lazy-content/nestjs';
+import { LazyContentModule, LazyContentService } from '@lazy-content/nestjs';
 import express from 'express';
 import Koa from 'koa';
 
@@ -16,6 +16,8 @@ import Koa from 'koa';
  */
 export interface AdapterApp {
   url: string;
+  /** The core instance behind the adapter (catalog API). */
+  core: LazyContent;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export const expressApp: AdapterFactory = async (options) => {
   await listen(server);
   return {
     url: urlOf(server),
+    core: handler.lazyContent,
     close: async () => {
       await closeServer(server);
       await handler.close();
@@ -72,6 +75,7 @@ export const koaApp: AdapterFactory = async (options) => {
   await listen(server);
   return {
     url: urlOf(server),
+    core: middleware.lazyContent,
     close: async () => {
       await closeServer(server);
       await middleware.close();
@@ -106,7 +110,7 @@ export const nestApp: AdapterFactory = async (options) => {
   const app = await NestFactory.create(AppModule, { logger: false });
   await app.listen(0, '127.0.0.1');
   const server = app.getHttpServer() as Server;
-  return { url: urlOf(server), close: () => app.close() };
+  return { url: urlOf(server), core: app.get(LazyContentService).core, close: () => app.close() };
 };
 
 export const adapters: Array<[string, AdapterFactory]> = [

@@ -32,13 +32,13 @@ async function serve(handler: Parameters<typeof createServer>[1]): Promise<strin
 describe('mounting', () => {
   it('Express: the prefix is matched on the URL the client sent, even under app.use(path)', async () => {
     const app = express();
-    app.use('/content', expressLazyContent({ root: folder.root, logger: false }));
+    app.use('/content', expressLazyContent({ root: folder.root, dataDir: folder.dataDir, logger: false }));
     const url = await serve(app);
     expect((await request(url, '/content/small.txt')).status).toBe(200);
   });
 
   it('Express and Koa share one core instance when given one', async () => {
-    const core = createLazyContent({ root: folder.root, logger: false });
+    const core = createLazyContent({ root: folder.root, dataDir: folder.dataDir, logger: false });
     const e = express();
     const handler = expressLazyContent(core);
     e.use(handler);
@@ -59,7 +59,7 @@ describe('mounting', () => {
       seen.push(ctx.path);
       await next();
     });
-    k.use(koaLazyContent({ root: folder.root, logger: false }));
+    k.use(koaLazyContent({ root: folder.root, dataDir: folder.dataDir, logger: false }));
     const url = await serve(k.callback());
     const r = await request(url, '/content/big.bin', { headers: { range: 'bytes=0-99' } });
     expect(r.status).toBe(206);

@@ -18,7 +18,7 @@ const CONFIG = Symbol('CONFIG');
 describe('LazyContentModule', () => {
   it('forRootAsync builds options from an injected provider of an imported module', async () => {
     class ConfigModule {}
-    Module({ providers: [{ provide: CONFIG, useValue: { contentRoot: folder.root } }], exports: [CONFIG] })(ConfigModule);
+    Module({ providers: [{ provide: CONFIG, useValue: { contentRoot: folder.root, dataDir: folder.dataDir } }], exports: [CONFIG] })(ConfigModule);
 
     class AppModule {}
     Module({
@@ -26,7 +26,7 @@ describe('LazyContentModule', () => {
         LazyContentModule.forRootAsync({
           imports: [ConfigModule],
           inject: [CONFIG],
-          useFactory: async (config: { contentRoot: string }) => ({ root: config.contentRoot, prefix: '/files/', logger: false }),
+          useFactory: async (config: { contentRoot: string; dataDir: string }) => ({ root: config.contentRoot, dataDir: config.dataDir, prefix: '/files/', logger: false }),
         }),
       ],
     })(AppModule);
@@ -55,7 +55,7 @@ describe('LazyContentModule', () => {
     class FeatureModule {}
     Module({ providers: [Consumer], exports: [Consumer] })(FeatureModule);
     class AppModule {}
-    Module({ imports: [LazyContentModule.forRoot({ root: folder.root, logger: false, isGlobal: true }), FeatureModule] })(AppModule);
+    Module({ imports: [LazyContentModule.forRoot({ root: folder.root, dataDir: folder.dataDir, logger: false, isGlobal: true }), FeatureModule] })(AppModule);
 
     const app = await NestFactory.create(AppModule, { logger: false });
     await app.init();

@@ -3,13 +3,15 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LazyContentOptions } from '@lazy-content/core';
+import { HmacUrlSigner, LINK_PARAMS, StreamerLinks, type LazyContentOptions } from '@lazy-content/core';
 import { APP_HELLO, APP_OWNED, type AdapterApp, type AdapterFactory } from '../adapters.js';
 import { request } from '../helpers/http.js';
 
 /** A folder of saved files, and the bytes each one holds. */
-export async function savedFolder(): Promise<{ root: string; files: Record<string, Buffer>; remove(): Promise<void> }> {
-  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lc-conformance-'));
+export async function savedFolder(): Promise<{ root: string; dataDir: string; files: Record<string, Buffer>; remove(): Promise<void> }> {
+  const base = await fsp.mkdtemp(path.join(os.tmpdir(), 'lc-conformance-'));
+  const root = path.join(base, 'content');
+  const dataDir = path.join(base, 'data');
   const files: Record<string, Buffer> = {
     'small.txt': Buffer.from('hello, lazy content\n'),
     'big.bin': randomBytes(1024 * 1024 + 17),
@@ -21,8 +23,13 @@ export async function savedFolder(): Promise<{ root: string; files: Record<strin
     await fsp.mkdir(path.dirname(path.join(root, name)), { recursive: true });
     await fsp.writeFile(path.join(root, name), data);
   }
-  return { root, files, remove: () => fsp.rm(root, { recursive: true, force: true }) };
+  return { root, dataDir, files, remove: () => fsp.rm(base, { recursive: true, force: true }) };
 }
+
+/** The HMAC secret of the apps under test, so that tests can make links of their own (expired, moved). */
+const SIGNING_SECRET = 'conformance-suite-signing-secret-0123456789';
+const testLinks = (expiresInSeconds = 90) =>
+  new StreamerLinks(new HmacUrlSigner(Buffer.from(SIGNING_SECRET)), { prefix: '/_lazy/stream/', expiresInSeconds, bindClientAddress: false });
 
 /** Splits a multipart/byteranges body into its parts' Content-Range and bytes. */
 function multipartParts(body: Buffer, boundary: string): Array<{ range: string; data: Buffer }> {
@@ -50,7 +57,13 @@ export function conformanceSuite(name: string, factory: AdapterFactory): void {
     let app: AdapterApp;
 
     async function start(options: LazyContentOptions): Promise<AdapterApp> {
-      const started = await factory({ root: folder.root, logger: false, ...options });
+      const started = await factory({
+        root: folder.root,
+        dataDir: folder.dataDir,
+        logger: false,
+        signing: { secret: SIGNING_SECRET },
+        ...options,
+      });
       apps.push(started);
       return started;
     }
@@ -58,6 +71,13 @@ export function conformanceSuite(name: string, factory: AdapterFactory): void {
     beforeAll(async () => {
       folder = await savedFolder();
       app = await start({});
+      const catalog = await app.core.catalog();
+      if (!(await catalog.getRemote('conformance'))) await catalog.addRemote({ name: 'conformance' });
+      await catalog.addEntries([
+        { path: 'lazy/pkg-2.0.rpm', remote: 'conformance', url: 'http://127.0.0.1:9/pkg-2.0.rpm', size: 1000 },
+        // Saved already: the store wins over the catalog.
+        { path: 'small.txt', remote: 'conformance', url: 'http://127.0.0.1:9/small.txt' },
+      ]);
     });
     afterAll(async () => {
       await Promise.all(apps.map((a) => a.close()));
@@ -201,6 +221,46 @@ export function conformanceSuite(name: string, factory: AdapterFactory): void {
       expect(post.body.toString()).toBe(APP_OWNED);
       const saved = await request(passing.url, '/content/small.txt');
       expect(saved.body.equals(folder.files['small.txt']!)).toBe(true);
+    });
+
+    it('redirects a cataloged, unsaved file to the streamer with a signed, expiring, uncacheable link', async () => {
+      for (const method of ['GET', 'HEAD']) {
+        const r = await request(app.url, '/content/lazy/pkg-2.0.rpm', { method });
+        expect(r.status, method).toBe(302);
+        expect(r.headers['cache-control']).toBe('no-store');
+        const location = new URL(r.headers.location!, app.url);
+        expect(location.pathname).toBe('/_lazy/stream/lazy/pkg-2.0.rpm');
+        expect(Number(location.searchParams.get(LINK_PARAMS.expires))).toBeGreaterThan(Date.now() / 1000);
+        expect(location.searchParams.get(LINK_PARAMS.signature)).toMatch(/^[\w-]{43}$/);
+        // The client is never told where the file comes from.
+        expect(JSON.stringify(r.headers)).not.toContain('127.0.0.1:9');
+      }
+      expect((await request(app.url, '/content/small.txt')).status).toBe(200);
+    });
+
+    it('refuses streamer requests whose link is missing, forged, expired or moved to another path', async () => {
+      const good = new URL((await request(app.url, '/content/lazy/pkg-2.0.rpm')).headers.location!, app.url);
+      const sig = good.searchParams.get(LINK_PARAMS.signature)!;
+      const variants: Array<[string, string]> = [
+        ['unsigned', '/_lazy/stream/lazy/pkg-2.0.rpm'],
+        ['forged', `${good.pathname}?${LINK_PARAMS.expires}=${good.searchParams.get(LINK_PARAMS.expires)}&${LINK_PARAMS.signature}=${sig.slice(0, -2)}xx`],
+        ['truncated', `${good.pathname}?${LINK_PARAMS.expires}=${good.searchParams.get(LINK_PARAMS.expires)}&${LINK_PARAMS.signature}=${sig.slice(0, 20)}`],
+        ['moved', `/_lazy/stream/small.txt${good.search}`],
+        ['expired', testLinks(-10).create('lazy/pkg-2.0.rpm', undefined)],
+        ['another secret', new StreamerLinks(new HmacUrlSigner(Buffer.alloc(32, 7)), { prefix: '/_lazy/stream/', expiresInSeconds: 90, bindClientAddress: false }).create('lazy/pkg-2.0.rpm', undefined)],
+      ];
+      for (const [what, target] of variants) {
+        const r = await request(app.url, target);
+        expect(r.status, what).toBe(403);
+        expect(r.body.toString(), what).toMatch(/link/i);
+      }
+      expect((await request(app.url, '/_lazy/stream/%2e%2e/x')).status).toBe(400);
+    });
+
+    it('serves a saved file through a valid streamer link (a save that landed after the redirect)', async () => {
+      const r = await request(app.url, testLinks().create('small.txt', undefined));
+      expect(r.status).toBe(200);
+      expect(r.body.equals(folder.files['small.txt']!)).toBe(true);
     });
 
     it('serves under another prefix', async () => {

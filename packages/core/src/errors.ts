@@ -4,6 +4,7 @@
  */
 export const errorStatus = {
   BAD_PATH: 400,
+  INVALID_INPUT: 400,
   FORBIDDEN: 403,
   BAD_SIGNATURE: 403,
   NOT_FOUND: 404,

@@ -1,5 +1,14 @@
 export { createLazyContent, LazyContent } from './lazy-content.js';
-export { defaults, OptionsError, type LazyContentOptions, type ResolvedOptions, type ServingOptions } from './options.js';
+export {
+  defaults,
+  OptionsError,
+  type CatalogOptions,
+  type LazyContentOptions,
+  type ResolvedOptions,
+  type ServingOptions,
+  type SigningOptions,
+  type StreamerOptions,
+} from './options.js';
 export { errorStatus, isLazyContentError, LazyContentError, statusForCode, type ErrorCode } from './errors.js';
 export type {
   ContentRequest,
@@ -18,3 +27,11 @@ export { normalizePath, stripPrefix, type NormalizedPath } from './path.js';
 export type { ContentStore, OpenedFile, PutSource, StoredFileInfo } from './store/content-store.js';
 export { FsContentStore, TEMP_DIR } from './store/fs-store.js';
 export { defaultLogger, silentLogger, type Logger } from './logger.js';
+export { Catalog, catalogKey, remoteDefaults, viewOf } from './catalog/catalog.js';
+export { openDatabase as openCatalogDatabase, type DatabaseSettings } from './catalog/database.js';
+export { catalogEntities, TABLE as catalogTables } from './catalog/entities.js';
+export { catalogMigrations } from './catalog/migrations/0001-initial.js';
+export { SecretBox } from './catalog/secrets.js';
+export * from './catalog/types.js';
+export { LINK_PARAMS, StreamerLinks, type StreamerLinkSettings } from './signing/links.js';
+export { HmacUrlSigner, RsaUrlSigner, type UrlSigner } from './signing/url-signer.js';

@@ -1,15 +1,34 @@
+import * as path from 'node:path';
+import type { DataSource } from 'typeorm';
+import { Catalog } from './catalog/catalog.js';
+import { openDatabase } from './catalog/database.js';
+import { keyFromOption, loadOrCreateKeyFile, SecretBox } from './catalog/secrets.js';
+import type { CatalogEntry } from './catalog/types.js';
 import { LazyContentError } from './errors.js';
 import { errorOutcome } from './http/respond.js';
 import { fileOutcome, planResponse, type ServeSettings } from './http/serve-file.js';
 import type { Logger } from './logger.js';
-import { type LazyContentOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { type LazyContentOptions, OptionsError, type ResolvedOptions, resolveOptions } from './options.js';
 import { type ContentRequest, type Outcome, PASS } from './outcome.js';
 import { normalizePath, stripPrefix } from './path.js';
 import type { ContentStore } from './store/content-store.js';
 import { FileMetaCache, type FileMeta } from './store/file-meta-cache.js';
 import { FsContentStore } from './store/fs-store.js';
+import { StreamerLinks } from './signing/links.js';
+import { HmacUrlSigner, RsaUrlSigner, type UrlSigner } from './signing/url-signer.js';
 
 const ALLOW = 'GET, HEAD';
+const RETRY_AFTER_SECONDS = '5';
+/** At most one "catalog unavailable" log line per this many ms, so that an outage does not flood the log. */
+const OUTAGE_LOG_INTERVAL_MS = 10_000;
+
+/** What needs I/O to set up: opened on first use, and again after a failure (the database may come back). */
+interface Services {
+  catalog: Catalog;
+  links: StreamerLinks;
+  dataSource: DataSource;
+  ownsDataSource: boolean;
+}
 
 /**
  * One lazy-content instance: the whole pipeline behind a single `handle(request) → Outcome` call. Adapters
@@ -21,6 +40,9 @@ export class LazyContent {
   readonly logger: Logger;
   private readonly files: FileMetaCache;
   private readonly serveSettings: ServeSettings;
+  private readonly configuredSigner: UrlSigner | null;
+  private services: Promise<Services> | undefined;
+  private lastOutageLog = 0;
   private closed = false;
 
   constructor(options?: LazyContentOptions) {
@@ -35,6 +57,72 @@ export class LazyContent {
       memoryFileBytes: s.memoryCacheFileBytes,
     });
     this.serveSettings = { cacheControl: this.options.cacheControl, maxRanges: this.options.maxRanges };
+    this.configuredSigner = this.signerFromOptions();
+  }
+
+  /** RSA keys and custom signers are checked here, at start-up; an HMAC secret may need the data folder. */
+  private signerFromOptions(): UrlSigner | null {
+    const s = this.options.signing;
+    let signer: UrlSigner | null = s.signer ?? null;
+    if (!signer && s.algorithm === 'rsa-sha256') {
+      try {
+        signer = new RsaUrlSigner({ privateKey: s.privateKey, publicKey: s.publicKey });
+      } catch (err) {
+        throw new OptionsError(`lazy-content: invalid options:\n  - option "signing" RSA key: ${(err as Error).message}`);
+      }
+    }
+    if (!signer && s.secret !== undefined) {
+      const secret = Buffer.isBuffer(s.secret) ? s.secret : Buffer.from(s.secret, 'utf8');
+      if (secret.length < 32) throw new OptionsError('lazy-content: invalid options:\n  - option "signing.secret" must be at least 32 bytes');
+      signer = new HmacUrlSigner(secret);
+    }
+    if (signer && !signer.canSign && this.options.roles.includes('content')) {
+      throw new OptionsError(
+        'lazy-content: invalid options:\n  - option "signing" holds only a public key, which cannot sign links: give "privateKey" on the content side, or set roles to ["streamer"]',
+      );
+    }
+    return signer;
+  }
+
+  /** Opens the catalog and loads the keys. Resolves once; after a failure the next call tries again. */
+  ready(): Promise<Services> {
+    if (this.closed) return Promise.reject(new LazyContentError('UNAVAILABLE', 'Service is shutting down'));
+    this.services ??= this.openServices().catch((err: unknown) => {
+      this.services = undefined;
+      throw err;
+    });
+    return this.services;
+  }
+
+  private async openServices(): Promise<Services> {
+    const { dataDir, catalog: c, signing, streamer } = this.options;
+    const key = c.encryptionKey !== undefined
+      ? keyFromOption(c.encryptionKey, 32, 'catalog.encryptionKey')
+      : await loadOrCreateKeyFile(path.join(dataDir, 'catalog.key'), 32);
+    const { dataSource, owned } = await openDatabase({
+      url: c.database,
+      dataSource: c.dataSource,
+      runMigrations: c.runMigrations ?? c.dataSource === undefined,
+      dataDir,
+    });
+    const signer = this.configuredSigner ?? new HmacUrlSigner(await loadOrCreateKeyFile(path.join(dataDir, 'signing.key'), 32));
+    const links = new StreamerLinks(signer, {
+      prefix: streamer.prefix,
+      publicUrl: streamer.publicUrl,
+      expiresInSeconds: signing.expiresInSeconds,
+      bindClientAddress: signing.bindClientAddress,
+    });
+    const services = { catalog: new Catalog(dataSource, new SecretBox(key)), links, dataSource, ownsDataSource: owned };
+    if (this.closed) {
+      if (owned) await dataSource.destroy();
+      throw new LazyContentError('UNAVAILABLE', 'Service is shutting down');
+    }
+    return services;
+  }
+
+  /** The catalog API: remotes, entries, lookups. Opens the database on first use. */
+  async catalog(): Promise<Catalog> {
+    return (await this.ready()).catalog;
   }
 
   /** The URL prefix this instance serves, with a trailing slash. */
@@ -47,24 +135,85 @@ export class LazyContent {
    * that are not the client's are logged.
    */
   async handle(req: ContentRequest): Promise<Outcome> {
-    const rest = stripPrefix(req.url, this.options.prefix);
-    if (rest === null) return PASS;
+    const roles = this.options.roles;
+    const streamRest = roles.includes('streamer') ? stripPrefix(req.url, this.options.streamer.prefix) : null;
+    const contentRest = streamRest === null && roles.includes('content') ? stripPrefix(req.url, this.options.prefix) : null;
+    if (streamRest === null && contentRest === null) return PASS;
     try {
-      if (this.closed) throw new LazyContentError('UNAVAILABLE', 'Service is shutting down', { headers: { 'retry-after': '5' } });
+      if (this.closed) throw new LazyContentError('UNAVAILABLE', 'Service is shutting down', { headers: { 'retry-after': RETRY_AFTER_SECONDS } });
       if (req.method !== 'GET' && req.method !== 'HEAD') {
-        if (this.options.otherMethods === 'pass') return PASS;
+        if (this.options.otherMethods === 'pass' && contentRest !== null) return PASS;
         throw new LazyContentError('METHOD_NOT_ALLOWED', 'Method not allowed', { headers: { allow: ALLOW } });
       }
-      const path = normalizePath(rest, this.options.maxPathLength);
-      if (path.directory) return this.notFound();
-      const meta = await this.files.get(path.key);
-      if (!meta) return this.notFound();
-      return await this.serveSaved(req, meta);
+      return streamRest !== null ? await this.handleStreamer(req, streamRest) : await this.handleContent(req, contentRest!);
     } catch (err) {
       const outcome = errorOutcome(err);
-      if (outcome.status >= 500) this.logger.error({ err, url: req.url }, 'request failed');
+      if (outcome.status >= 500 && outcome.code !== 'UNAVAILABLE') this.logger.error({ err, url: req.url }, 'request failed');
       return outcome;
     }
+  }
+
+  /** Seed steps 2 to 6: saved → served; in the catalog → redirect to the streamer; neither → 404 or pass. */
+  private async handleContent(req: ContentRequest, rest: string): Promise<Outcome> {
+    const { key, directory } = normalizePath(rest, this.options.maxPathLength);
+    if (directory) return this.notFound();
+    const meta = await this.files.get(key);
+    if (meta) return this.serveSaved(req, meta);
+    const { entries, links } = await this.lookup(key);
+    if (entries.length === 0) return this.notFound();
+    if (this.options.streamer.inline) return this.stream(req, key, entries);
+    return { kind: 'redirect', location: links.create(key, req.remoteAddress) };
+  }
+
+  /** Seed step 7 onwards: the signature is checked before anything else is looked at. */
+  private async handleStreamer(req: ContentRequest, rest: string): Promise<Outcome> {
+    const { key, directory } = normalizePath(rest, this.options.maxPathLength);
+    if (directory) throw new LazyContentError('NOT_FOUND', 'Not found');
+    const q = req.url.indexOf('?');
+    const { links } = await this.readyOr503();
+    links.verify(key, new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1)), req.remoteAddress);
+    // A save may have landed between the redirect and this request.
+    const meta = await this.files.get(key);
+    if (meta) return this.serveSaved(req, meta);
+    const { entries } = await this.lookup(key);
+    if (entries.length === 0) throw new LazyContentError('NOT_FOUND', 'Not found');
+    return this.stream(req, key, entries);
+  }
+
+  private async readyOr503(): Promise<Services> {
+    try {
+      return await this.ready();
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+  }
+
+  private async lookup(key: string): Promise<{ entries: CatalogEntry[]; links: StreamerLinks }> {
+    const services = await this.readyOr503();
+    try {
+      return { entries: await services.catalog.lookup(key), links: services.links };
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+  }
+
+  /** A failing database (or key file) becomes a 503 with Retry-After; the cause is logged, throttled. */
+  private unavailable(err: unknown): LazyContentError {
+    if (err instanceof LazyContentError && err.code === 'UNAVAILABLE') return err;
+    const now = Date.now();
+    if (now - this.lastOutageLog >= OUTAGE_LOG_INTERVAL_MS) {
+      this.lastOutageLog = now;
+      this.logger.error({ err }, 'catalog unavailable: answering 503 until it is back');
+    }
+    return new LazyContentError('UNAVAILABLE', 'Service temporarily unavailable, try again shortly', {
+      cause: err,
+      headers: { 'retry-after': RETRY_AFTER_SECONDS },
+    });
+  }
+
+  /** Seed steps 8 to 13: hand the request to the streamer. */
+  private async stream(_req: ContentRequest, _key: string, _entries: CatalogEntry[]): Promise<Outcome> {
+    throw new LazyContentError('UNAVAILABLE', 'Streaming is not wired in yet');
   }
 
   /** Forgets cached metadata for `key`, after a change made behind the store's back. */
@@ -77,6 +226,8 @@ export class LazyContent {
     if (this.closed) return;
     this.closed = true;
     this.files.clear();
+    const services = await this.services?.catch(() => undefined);
+    if (services?.ownsDataSource) await services.dataSource.destroy();
     await this.store.close?.();
   }
 

@@ -1,7 +1,55 @@
 import * as path from 'node:path';
+import type { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { defaultLogger, type Logger, silentLogger } from './logger.js';
+import type { UrlSigner } from './signing/url-signer.js';
 import type { ContentStore } from './store/content-store.js';
+
+/** Where the catalog (remotes, entries, save tasks) lives. */
+export interface CatalogOptions {
+  /**
+   * `postgres://user@host:5432/db` for PostgreSQL (add `?options=-c%20search_path%3Dschema` for a schema), or a
+   * SQLite file path (`sqlite:` prefix optional). @default SQLite file '<dataDir>/catalog.sqlite'
+   */
+  database?: string;
+  /** A TypeORM DataSource the app already has, with `catalogEntities` in its entities; used instead of `database`. */
+  dataSource?: DataSource;
+  /** Bring the schema up to date at start-up. @default true (false for a `dataSource` of the app) */
+  runMigrations?: boolean;
+  /**
+   * Key that seals remote secrets in the database: 32 bytes as base64 or hex. Every process sharing the
+   * database needs the same key. @default generated on first start in '<dataDir>/catalog.key' (mode 0600)
+   */
+  encryptionKey?: string | Buffer;
+}
+
+/** How links to the streamer are signed. */
+export interface SigningOptions {
+  /** @default 'hmac-sha256' */
+  algorithm?: 'hmac-sha256' | 'rsa-sha256';
+  /** HMAC secret, at least 32 bytes (base64 or hex text, or a Buffer). @default generated in '<dataDir>/signing.key' (mode 0600) */
+  secret?: string | Buffer;
+  /** RSA private key (PEM), on the content side, to sign. */
+  privateKey?: string;
+  /** RSA public key (PEM), on a streamer that must not be able to sign. */
+  publicKey?: string;
+  /** A signer of your own; replaces `algorithm` and the keys. */
+  signer?: UrlSigner;
+  /** How long a link is valid, in seconds. @default 90 */
+  expiresInSeconds?: number;
+  /** Bind each link to the client address it was made for (only where the streamer sees the same address). @default false */
+  bindClientAddress?: boolean;
+}
+
+/** Where and how the streamer is reached. */
+export interface StreamerOptions {
+  /** Path prefix of the streamer endpoint on this app. @default '/_lazy/stream/' */
+  prefix?: string;
+  /** Absolute base URL of a streamer on another host, port or scheme, ending with its prefix. @default the prefix on this host */
+  publicUrl?: string;
+  /** Skip the redirect: hand a lazy request straight to the streamer in this process. @default false */
+  inline?: boolean;
+}
 
 /** Tuning of the saved-content path, which runs on every request. */
 export interface ServingOptions {
@@ -38,6 +86,11 @@ export interface LazyContentOptions {
   serving?: ServingOptions;
   /** Where log lines go: a pino logger or any object with debug/info/warn/error; `false` for none. @default pino to stdout */
   logger?: Logger | false;
+  /** Which sides this instance plays: the content side, the streamer endpoint, or both. @default ['content', 'streamer'] */
+  roles?: Array<'content' | 'streamer'>;
+  catalog?: CatalogOptions;
+  signing?: SigningOptions;
+  streamer?: StreamerOptions;
 }
 
 export const defaults = {
@@ -54,6 +107,9 @@ export const defaults = {
     memoryCacheBytes: 64 * 1024 * 1024,
     memoryCacheFileBytes: 64 * 1024,
   } satisfies Required<ServingOptions>,
+  roles: ['content', 'streamer'],
+  signing: { algorithm: 'hmac-sha256', expiresInSeconds: 90, bindClientAddress: false },
+  streamer: { prefix: '/_lazy/stream/', inline: false },
 } as const;
 
 const int = (min: number, max: number, what: string) =>
@@ -73,13 +129,23 @@ const isLogger = (v: unknown): v is Logger =>
   v !== null &&
   ['debug', 'info', 'warn', 'error'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function');
 
+const isDataSource = (v: unknown): v is DataSource =>
+  typeof v === 'object' && v !== null && typeof (v as DataSource).initialize === 'function' && 'options' in v;
+
+const isSigner = (v: unknown): v is UrlSigner =>
+  typeof v === 'object' && v !== null && typeof (v as UrlSigner).sign === 'function' && typeof (v as UrlSigner).verify === 'function';
+
+const urlPath = (example: string) =>
+  z
+    .string({ error: `must be a string such as "${example}"` })
+    .regex(/^\/[^?#\\]*$/, { error: `must be a URL path that starts with "/", such as "${example}"` })
+    .transform((p) => (p.endsWith('/') ? p : `${p}/`));
+
+const keyMaterial = z.union([z.string().min(1), z.instanceof(Buffer)], { error: 'must be base64 or hex text, or a Buffer' });
+
 const schema = z
   .strictObject({
-    prefix: z
-      .string({ error: 'must be a string such as "/content/"' })
-      .regex(/^\/[^?#\\]*$/, { error: 'must be a URL path that starts with "/", such as "/content/"' })
-      .default(defaults.prefix)
-      .transform((p) => (p.endsWith('/') ? p : `${p}/`)),
+    prefix: urlPath('/content/').default(defaults.prefix),
     dataDir: z.string({ error: 'must be a folder path' }).min(1, { error: 'must not be empty' }).default(defaults.dataDir),
     root: z.string({ error: 'must be a folder path' }).min(1, { error: 'must not be empty' }).optional(),
     store: z
@@ -105,8 +171,47 @@ const schema = z
         error: 'must be a logger with debug, info, warn and error methods (a pino logger fits), or false',
       })
       .optional(),
+    roles: z
+      .array(z.enum(['content', 'streamer']), { error: 'must be a list of "content" and "streamer"' })
+      .min(1, { error: 'must name at least one of "content" and "streamer"' })
+      .default([...defaults.roles]),
+    catalog: z
+      .strictObject({
+        database: z.string({ error: 'must be a postgres:// URL or a SQLite file path' }).min(1).optional(),
+        dataSource: z.custom<DataSource>(isDataSource, { error: 'must be a TypeORM DataSource' }).optional(),
+        runMigrations: z.boolean({ error: 'must be true or false' }).optional(),
+        encryptionKey: keyMaterial.optional(),
+      })
+      .prefault({}),
+    signing: z
+      .strictObject({
+        algorithm: z.enum(['hmac-sha256', 'rsa-sha256'], { error: 'must be "hmac-sha256" or "rsa-sha256"' }).default(defaults.signing.algorithm),
+        secret: keyMaterial.optional(),
+        privateKey: z.string({ error: 'must be a PEM private key' }).includes('PRIVATE KEY', { error: 'must be a PEM private key' }).optional(),
+        publicKey: z.string({ error: 'must be a PEM public key' }).includes('PUBLIC KEY', { error: 'must be a PEM public key' }).optional(),
+        signer: z.custom<UrlSigner>(isSigner, { error: 'must be a UrlSigner (sign and verify methods)' }).optional(),
+        expiresInSeconds: int(1, 86_400, 'seconds').default(defaults.signing.expiresInSeconds),
+        bindClientAddress: z.boolean({ error: 'must be true or false' }).default(defaults.signing.bindClientAddress),
+      })
+      .prefault({})
+      .refine((s) => s.algorithm !== 'rsa-sha256' || s.signer || s.privateKey || s.publicKey, {
+        error: 'with algorithm "rsa-sha256" needs "privateKey" (content side) or "publicKey" (a streamer that only verifies)',
+      }),
+    streamer: z
+      .strictObject({
+        prefix: urlPath('/_lazy/stream/').default(defaults.streamer.prefix),
+        publicUrl: z
+          .url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL such as "https://streamer.example.com/_lazy/stream/"' })
+          .transform((u) => (u.endsWith('/') ? u : `${u}/`))
+          .optional(),
+        inline: z.boolean({ error: 'must be true or false' }).default(defaults.streamer.inline),
+      })
+      .prefault({}),
   })
-  .prefault({});
+  .prefault({})
+  .refine((o) => o.roles.includes('content') !== true || o.roles.includes('streamer') !== true || !o.prefix.startsWith(o.streamer.prefix), {
+    error: 'option "prefix" must not lie below "streamer.prefix": give the content and the streamer different paths',
+  });
 
 export interface ResolvedOptions extends Omit<z.output<typeof schema>, 'logger' | 'root'> {
   root: string;
@@ -128,7 +233,7 @@ export function resolveOptions(input: LazyContentOptions | undefined): ResolvedO
         const where = name ? `in "${name}" ` : '';
         return `unknown option ${where}${issue.keys.map((k) => `"${k}"`).join(', ')}: check the spelling against LazyContentOptions`;
       }
-      return `option "${name}" ${issue.message}`;
+      return name ? `option "${name}" ${issue.message}` : issue.message;
     });
     throw new OptionsError(`lazy-content: invalid options:\n  - ${lines.join('\n  - ')}`);
   }

@@ -7,7 +7,8 @@ import { LazyContentService } from './lazy-content.service.js';
 const ROUTE_SPECIAL = /[()[\]?+!:*{}\\]/g;
 
 /**
- * Serves lazy content below the configured prefix of a Nest application.
+ * Serves lazy content below the configured prefix of a Nest application, and the streamer endpoint below
+ * the streamer prefix.
  *
  * ```ts
  * @Module({ imports: [LazyContentModule.forRoot({ prefix: '/content/', root: '/srv/content' })] })
@@ -24,9 +25,18 @@ export class LazyContentModule extends ConfigurableModuleClass implements NestMo
   }
 
   configure(consumer: MiddlewareConsumer): void {
-    const prefix = this.service.prefix.replace(ROUTE_SPECIAL, (c) => `\\${c}`);
-    consumer
-      .apply(LazyContentMiddleware)
-      .forRoutes({ path: `${prefix}{*path}`, method: RequestMethod.ALL }, { path: prefix.slice(0, -1) || '/', method: RequestMethod.ALL });
+    const { options } = this.service.core;
+    const prefixes = [
+      ...(options.roles.includes('content') ? [options.prefix] : []),
+      ...(options.roles.includes('streamer') ? [options.streamer.prefix] : []),
+    ];
+    const routes = prefixes.flatMap((p) => {
+      const literal = p.replace(ROUTE_SPECIAL, (c) => `\\${c}`);
+      return [
+        { path: `${literal}{*path}`, method: RequestMethod.ALL },
+        { path: literal.slice(0, -1) || '/', method: RequestMethod.ALL },
+      ];
+    });
+    consumer.apply(LazyContentMiddleware).forRoutes(...routes);
   }
 }
