@@ -62,6 +62,9 @@ describe('LazyContentModule', () => {
     const consumer = app.get(Consumer);
     expect(consumer.lazy).toBe(app.get(LazyContentService));
     const core = consumer.lazy.core;
+    const catalog = await consumer.lazy.catalog();
+    await catalog.addRemote({ name: 'from-nest' });
+    expect((await catalog.getRemote('from-nest'))?.name).toBe('from-nest');
     await app.close();
     expect(await core.handle({ method: 'GET', url: '/content/small.txt', headers: {} })).toMatchObject({ status: 503 });
   });

@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import { createLazyContent, type LazyContent, type LazyContentOptions } from '@lazy-content/core';
+import { type Catalog, createLazyContent, type LazyContent, type LazyContentOptions } from '@lazy-content/core';
 import { LAZY_CONTENT_OPTIONS } from './lazy-content.module-definition.js';
 
 /** The lazy-content instance of a Nest application, injectable anywhere the module is visible. */
@@ -15,6 +15,11 @@ export class LazyContentService implements OnModuleDestroy {
   /** The URL prefix served, with a trailing slash. */
   get prefix(): string {
     return this.core.prefix;
+  }
+
+  /** The catalog API (remotes, entries, lookups); opens the database on first use. */
+  catalog(): Promise<Catalog> {
+    return this.core.catalog();
   }
 
   async onModuleDestroy(): Promise<void> {
