@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HmacUrlSigner, LINK_PARAMS, StreamerLinks, type LazyContentOptions } from '@lazy-content/core';
 import { APP_HELLO, APP_OWNED, type AdapterApp, type AdapterFactory } from '../adapters.js';
 import { request } from '../helpers/http.js';
+import { type FaultServer, startFaultServer } from '../upstream/fault-server.js';
+import { createHash } from 'node:crypto';
 
 /** A folder of saved files, and the bytes each one holds. */
 export async function savedFolder(): Promise<{ root: string; dataDir: string; files: Record<string, Buffer>; remove(): Promise<void> }> {
@@ -55,6 +57,17 @@ export function conformanceSuite(name: string, factory: AdapterFactory): void {
     let folder: Awaited<ReturnType<typeof savedFolder>>;
     const apps: AdapterApp[] = [];
     let app: AdapterApp;
+    let upstream: FaultServer;
+    const remoteFile = randomBytes(3 * 1024 * 1024 + 5);
+    const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+    /** GET that follows one redirect, as a package manager does. */
+    async function fetchFollowing(p: string, headers: Record<string, string> = {}) {
+      const first = await request(app.url, p, { headers });
+      if (first.status !== 302) return { first, final: first };
+      const location = new URL(first.headers.location!, app.url);
+      return { first, final: await request(app.url, location.pathname + location.search, { headers }) };
+    }
 
     async function start(options: LazyContentOptions): Promise<AdapterApp> {
       const started = await factory({
@@ -70,17 +83,31 @@ export function conformanceSuite(name: string, factory: AdapterFactory): void {
 
     beforeAll(async () => {
       folder = await savedFolder();
+      upstream = await startFaultServer();
+      for (const name of ['streamed.bin', 'ranged.bin', 'head.bin', 'inline.bin', 'cached.bin']) upstream.put(`/repo/${name}`, remoteFile);
+      upstream.put('/repo/unknown-size.bin', remoteFile);
       app = await start({});
       const catalog = await app.core.catalog();
       if (!(await catalog.getRemote('conformance'))) await catalog.addRemote({ name: 'conformance' });
+      const digest = sha256(remoteFile);
       await catalog.addEntries([
         { path: 'lazy/pkg-2.0.rpm', remote: 'conformance', url: 'http://127.0.0.1:9/pkg-2.0.rpm', size: 1000 },
         // Saved already: the store wins over the catalog.
         { path: 'small.txt', remote: 'conformance', url: 'http://127.0.0.1:9/small.txt' },
+        ...['streamed.bin', 'ranged.bin', 'head.bin', 'inline.bin', 'cached.bin'].map((name) => ({
+          path: `remote/${name}`,
+          remote: 'conformance',
+          url: `${upstream.origin}/repo/${name}`,
+          size: remoteFile.length,
+          digest,
+        })),
+        { path: 'remote/unknown-size.bin', remote: 'conformance', url: `${upstream.origin}/repo/unknown-size.bin?mode=chunked` },
+        { path: 'remote/broken.bin', remote: 'conformance', url: `${upstream.origin}/repo/missing.bin` },
       ]);
     });
     afterAll(async () => {
       await Promise.all(apps.map((a) => a.close()));
+      await upstream.close();
       await folder.remove();
     });
 
@@ -261,6 +288,67 @@ export function conformanceSuite(name: string, factory: AdapterFactory): void {
       const r = await request(app.url, testLinks().create('small.txt', undefined));
       expect(r.status).toBe(200);
       expect(r.body.equals(folder.files['small.txt']!)).toBe(true);
+    });
+
+    it('follows the redirect to the streamer and streams the file from the upstream, once', async () => {
+      const { first, final } = await fetchFollowing('/content/remote/streamed.bin');
+      expect(first.status).toBe(302);
+      expect(final.status).toBe(200);
+      expect(final.headers['content-length']).toBe(String(remoteFile.length));
+      // The catalog has no type for it, so the upstream's is passed on.
+      expect(final.headers['content-type']).toBe('application/x-test');
+      expect(sha256(final.body)).toBe(sha256(remoteFile));
+      // Later requests come from the cache, with validators; the upstream saw one request.
+      const again = await fetchFollowing('/content/remote/streamed.bin');
+      expect(again.final.status).toBe(200);
+      expect(sha256(again.final.body)).toBe(sha256(remoteFile));
+      expect(again.final.headers.etag).toBeTruthy();
+      const notModified = await fetchFollowing('/content/remote/streamed.bin', { 'if-none-match': again.final.headers.etag! });
+      expect(notModified.final.status).toBe(304);
+      expect(upstream.requests('/repo/streamed.bin')).toBe(1);
+    });
+
+    it('answers a range of an uncached file with 206 while downloading the whole file once', async () => {
+      const { final } = await fetchFollowing('/content/remote/ranged.bin', { range: 'bytes=100-199' });
+      expect(final.status).toBe(206);
+      expect(final.headers['content-range']).toBe(`bytes 100-199/${remoteFile.length}`);
+      expect(final.body.equals(remoteFile.subarray(100, 200))).toBe(true);
+      expect(upstream.lastHeaders('/repo/ranged.bin')?.range).toBeUndefined();
+      const whole = await fetchFollowing('/content/remote/ranged.bin');
+      expect(sha256(whole.final.body)).toBe(sha256(remoteFile));
+      expect(upstream.requests('/repo/ranged.bin')).toBe(1);
+    });
+
+    it('answers HEAD from the catalog when the size is known, without downloading', async () => {
+      const first = await request(app.url, '/content/remote/head.bin', { method: 'HEAD' });
+      expect(first.status).toBe(302);
+      const location = new URL(first.headers.location!, app.url);
+      const head = await request(app.url, location.pathname + location.search, { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(head.headers['content-length']).toBe(String(remoteFile.length));
+      expect(head.body.length).toBe(0);
+      expect(upstream.requests('/repo/head.bin')).toBe(0);
+    });
+
+    it('streams a file of unknown size without Content-Length', async () => {
+      const { final } = await fetchFollowing('/content/remote/unknown-size.bin');
+      expect(final.status).toBe(200);
+      expect(final.headers['content-length']).toBeUndefined();
+      expect(sha256(final.body)).toBe(sha256(remoteFile));
+    });
+
+    it('answers 502 when no source can deliver, without revealing the upstream', async () => {
+      const { final } = await fetchFollowing('/content/remote/broken.bin');
+      expect(final.status).toBe(502);
+      expect(final.body.toString()).not.toContain(upstream.origin);
+      expect(final.body.toString()).not.toContain('/repo/');
+    });
+
+    it('streams in the same request with streamer.inline', async () => {
+      const inline = await start({ streamer: { inline: true } });
+      const r = await request(inline.url, '/content/remote/inline.bin');
+      expect(r.status).toBe(200);
+      expect(sha256(r.body)).toBe(sha256(remoteFile));
     });
 
     it('serves under another prefix', async () => {

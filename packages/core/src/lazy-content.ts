@@ -7,12 +7,17 @@ import type { CatalogEntry } from './catalog/types.js';
 import { LazyContentError } from './errors.js';
 import { errorOutcome } from './http/respond.js';
 import { fileOutcome, planResponse, type ServeSettings } from './http/serve-file.js';
+import { catalogHeadOutcome, fillOutcome } from './http/serve-stream.js';
+import { DiskCache } from './cache/disk-cache.js';
+import type { OpenedFile } from './store/content-store.js';
+import { FillEngine } from './streamer/fill-engine.js';
+import type { FillSource } from './streamer/fill.js';
 import type { Logger } from './logger.js';
 import { type LazyContentOptions, OptionsError, type ResolvedOptions, resolveOptions } from './options.js';
 import { type ContentRequest, type Outcome, PASS } from './outcome.js';
 import { normalizePath, stripPrefix } from './path.js';
 import type { ContentStore } from './store/content-store.js';
-import { FileMetaCache, type FileMeta } from './store/file-meta-cache.js';
+import { FileMetaCache, type FileMeta, metaFor } from './store/file-meta-cache.js';
 import { FsContentStore } from './store/fs-store.js';
 import { StreamerLinks } from './signing/links.js';
 import { HmacUrlSigner, RsaUrlSigner, type UrlSigner } from './signing/url-signer.js';
@@ -42,6 +47,9 @@ export class LazyContent {
   private readonly serveSettings: ServeSettings;
   private readonly configuredSigner: UrlSigner | null;
   private services: Promise<Services> | undefined;
+  /** Downloads, coalesced per file, into the disk cache. Its events are for logs and metrics. */
+  readonly fills: FillEngine;
+  private cacheReady: Promise<void> | undefined;
   private lastOutageLog = 0;
   private closed = false;
 
@@ -58,6 +66,20 @@ export class LazyContent {
     });
     this.serveSettings = { cacheControl: this.options.cacheControl, maxRanges: this.options.maxRanges };
     this.configuredSigner = this.signerFromOptions();
+    const cache = new DiskCache({
+      dir: this.options.cache.dir,
+      maxBytes: this.options.cache.maxBytes,
+      index: this.options.cache.index,
+      logger: this.logger,
+    });
+    this.fills = new FillEngine({
+      cache,
+      logger: this.logger,
+      cooldownMs: this.options.streamer.cooldownMs,
+      holdbackBytes: this.options.streamer.holdbackBytes,
+    });
+    this.fills.on('fill:completed', (e) => this.logger.info({ key: e.key, size: e.record.size, ms: e.durationMs }, 'fill completed'));
+    this.fills.on('fill:failed', (e) => this.logger.warn({ key: e.key, reason: e.reason }, 'fill failed'));
   }
 
   /** RSA keys and custom signers are checked here, at start-up; an HMAC secret may need the data folder. */
@@ -148,7 +170,10 @@ export class LazyContent {
       return streamRest !== null ? await this.handleStreamer(req, streamRest) : await this.handleContent(req, contentRest!);
     } catch (err) {
       const outcome = errorOutcome(err);
-      if (outcome.status >= 500 && outcome.code !== 'UNAVAILABLE') this.logger.error({ err, url: req.url }, 'request failed');
+      // Outages and upstream failures are logged where they are understood (throttled, with their cause).
+      if (outcome.status >= 500 && !['UNAVAILABLE', 'UPSTREAM_FAILED', 'UPSTREAM_TIMEOUT'].includes(outcome.code)) {
+        this.logger.error({ err, url: req.url }, 'request failed');
+      }
       return outcome;
     }
   }
@@ -211,9 +236,57 @@ export class LazyContent {
     });
   }
 
-  /** Seed steps 8 to 13: hand the request to the streamer. */
-  private async stream(_req: ContentRequest, _key: string, _entries: CatalogEntry[]): Promise<Outcome> {
-    throw new LazyContentError('UNAVAILABLE', 'Streaming is not wired in yet');
+  /** The disk cache, set up once (crash leftovers removed); again after a failure. */
+  private streamerReady(): Promise<void> {
+    this.cacheReady ??= this.fills.cache.init().then(
+      (report) => {
+        if (report.temporaryFilesRemoved + report.filesRemoved > 0) this.logger.info(report, 'cache folder cleaned at start-up');
+      },
+      (err: unknown) => {
+        this.cacheReady = undefined;
+        throw err;
+      },
+    );
+    return this.cacheReady;
+  }
+
+  /**
+   * Seed steps 8 to 13: from the cache when the file was streamed before, else from its fill (joined when
+   * one is running, started otherwise). HEAD with a size from the catalog does not download.
+   */
+  private async stream(req: ContentRequest, key: string, entries: CatalogEntry[]): Promise<Outcome> {
+    await this.streamerReady();
+    const first = entries[0]!;
+    if (req.method === 'HEAD' && first.size !== null && !this.fills.running(key) && !this.fills.cache.lookup(key)) {
+      return catalogHeadOutcome(key, first.size, first.contentType, this.serveSettings);
+    }
+    const acquired = await this.fills.open(key, await this.sourcesFor(entries));
+    if (acquired.kind === 'cached') {
+      const meta = { ...metaFor(key, acquired.file.info), contentType: acquired.file.record.contentType ?? metaFor(key, acquired.file.info).contentType };
+      return this.serveOpened(req, meta, acquired.file);
+    }
+    const head = await acquired.fill.head;
+    // A fill that failed between the upstream's headers and ours: no byte went out yet, so say so plainly.
+    if (acquired.fill.state === 'failed') {
+      throw acquired.fill.file.failure ?? new LazyContentError('UPSTREAM_FAILED', 'The file could not be fetched from upstream');
+    }
+    return fillOutcome(req.method, req.headers, key, head, acquired.fill, this.serveSettings);
+  }
+
+  private async sourcesFor(entries: CatalogEntry[]): Promise<FillSource[]> {
+    const { catalog } = await this.readyOr503();
+    const sources: FillSource[] = [];
+    for (const entry of entries) {
+      let remote;
+      try {
+        remote = await catalog.remoteById(entry.remoteId);
+      } catch (err) {
+        throw this.unavailable(err);
+      }
+      if (remote) sources.push({ entry, remote });
+    }
+    if (sources.length === 0) throw new LazyContentError('NOT_FOUND', 'Not found');
+    return sources;
   }
 
   /** Forgets cached metadata for `key`, after a change made behind the store's back. */
@@ -226,6 +299,8 @@ export class LazyContent {
     if (this.closed) return;
     this.closed = true;
     this.files.clear();
+    await this.fills.close();
+    await this.fills.cache.close();
     const services = await this.services?.catch(() => undefined);
     if (services?.ownsDataSource) await services.dataSource.destroy();
     await this.store.close?.();
@@ -252,14 +327,27 @@ export class LazyContent {
       }
       if (file.info.version === meta.info.version || attempt > 0) {
         if (file.info.version !== meta.info.version) meta = this.files.remember(meta.key, file.info);
-        return fileOutcome(planResponse(req.method, req.headers, meta, this.serveSettings), meta, this.serveSettings, {
-          kind: 'file',
-          file,
-        });
+        return this.serveOpened(req, meta, file);
       }
       await file.close();
       meta = this.files.remember(meta.key, file.info);
     }
+  }
+
+  /** Conditional and range evaluation on a file held open; the file is closed unless the body takes it. */
+  private async serveOpened(req: ContentRequest, meta: FileMeta, file: OpenedFile): Promise<Outcome> {
+    let plan;
+    try {
+      plan = planResponse(req.method, req.headers, meta, this.serveSettings);
+    } catch (err) {
+      await file.close();
+      throw err;
+    }
+    if (plan.status === 304 || req.method === 'HEAD' || meta.info.size === 0) {
+      await file.close();
+      return fileOutcome(plan, meta, this.serveSettings, null);
+    }
+    return fileOutcome(plan, meta, this.serveSettings, { kind: 'file', file });
   }
 }
 

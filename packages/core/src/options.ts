@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import type Keyv from 'keyv';
 import type { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { defaultLogger, type Logger, silentLogger } from './logger.js';
@@ -49,6 +50,23 @@ export interface StreamerOptions {
   publicUrl?: string;
   /** Skip the redirect: hand a lazy request straight to the streamer in this process. @default false */
   inline?: boolean;
+  /** How long a failed upstream source is skipped while another source of the file remains, in ms. @default 60000 */
+  cooldownMs?: number;
+  /** Bytes at the end of a file held back from clients until its size and digest are verified. @default 65536 */
+  holdbackBytes?: number;
+}
+
+/** The disk cache of streamed files that are not saved (yet, or ever: policy `streamed`). */
+export interface CacheOptions {
+  /** Folder of the cache; it belongs to the cache alone. @default '<dataDir>/cache' */
+  dir?: string;
+  /** Size above which least recently used files are evicted (files in use never are), in bytes. @default 10737418240 (10 GiB) */
+  maxBytes?: number;
+  /**
+   * Index of cached files. Files without an index record are removed at start-up, so with the in-memory
+   * default a restart empties the cache; give a persistent Keyv store to keep it. @default new Keyv() (memory)
+   */
+  index?: Keyv;
 }
 
 /** Tuning of the saved-content path, which runs on every request. */
@@ -91,6 +109,7 @@ export interface LazyContentOptions {
   catalog?: CatalogOptions;
   signing?: SigningOptions;
   streamer?: StreamerOptions;
+  cache?: CacheOptions;
 }
 
 export const defaults = {
@@ -109,7 +128,8 @@ export const defaults = {
   } satisfies Required<ServingOptions>,
   roles: ['content', 'streamer'],
   signing: { algorithm: 'hmac-sha256', expiresInSeconds: 90, bindClientAddress: false },
-  streamer: { prefix: '/_lazy/stream/', inline: false },
+  streamer: { prefix: '/_lazy/stream/', inline: false, cooldownMs: 60_000, holdbackBytes: 64 * 1024 },
+  cache: { maxBytes: 10 * 1024 * 1024 * 1024 },
 } as const;
 
 const int = (min: number, max: number, what: string) =>
@@ -205,16 +225,33 @@ const schema = z
           .transform((u) => (u.endsWith('/') ? u : `${u}/`))
           .optional(),
         inline: z.boolean({ error: 'must be true or false' }).default(defaults.streamer.inline),
+        cooldownMs: int(0, 86_400_000, 'milliseconds').default(defaults.streamer.cooldownMs),
+        holdbackBytes: int(1, 1024 * 1024 * 1024, 'bytes').default(defaults.streamer.holdbackBytes),
+      })
+      .prefault({}),
+    cache: z
+      .strictObject({
+        dir: z.string({ error: 'must be a folder path' }).min(1, { error: 'must not be empty' }).optional(),
+        maxBytes: int(1, Number.MAX_SAFE_INTEGER, 'bytes').default(defaults.cache.maxBytes),
+        index: z
+          .custom<Keyv>((v) => typeof v === 'object' && v !== null && typeof (v as Keyv).get === 'function' && typeof (v as Keyv).set === 'function', {
+            error: 'must be a Keyv instance',
+          })
+          .optional(),
       })
       .prefault({}),
   })
   .prefault({})
+  .refine((o) => !o.streamer.inline || o.roles.includes('streamer'), {
+    error: 'option "streamer.inline" streams in this process, so "roles" must include "streamer"',
+  })
   .refine((o) => o.roles.includes('content') !== true || o.roles.includes('streamer') !== true || !o.prefix.startsWith(o.streamer.prefix), {
     error: 'option "prefix" must not lie below "streamer.prefix": give the content and the streamer different paths',
   });
 
-export interface ResolvedOptions extends Omit<z.output<typeof schema>, 'logger' | 'root'> {
+export interface ResolvedOptions extends Omit<z.output<typeof schema>, 'logger' | 'root' | 'cache'> {
   root: string;
+  cache: Omit<z.output<typeof schema>['cache'], 'dir'> & { dir: string };
   logger: Logger;
 }
 
@@ -241,6 +278,7 @@ export function resolveOptions(input: LazyContentOptions | undefined): ResolvedO
   return {
     ...o,
     root: path.resolve(o.root ?? path.join(o.dataDir, 'content')),
+    cache: { ...o.cache, dir: path.resolve(o.cache.dir ?? path.join(o.dataDir, 'cache')) },
     dataDir: path.resolve(o.dataDir),
     logger: o.logger === false ? silentLogger : (o.logger ?? defaultLogger()),
   };
