@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { Catalog, openCatalogDatabase, SecretBox } from '@lazy-content/core';
 

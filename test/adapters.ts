@@ -1,5 +1,7 @@
 import type { AddressInfo } from 'node:net';
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TlsOptions } from 'node:tls';
 import { Controller, Get, Module, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { LazyContent, LazyContentOptions } from '@lazy-content/core';
@@ -21,13 +23,18 @@ export interface AdapterApp {
   close(): Promise<void>;
 }
 
-export type AdapterFactory = (options: LazyContentOptions) => Promise<AdapterApp>;
+/** `tls`: serve HTTPS with these options (the app terminates TLS itself, asking for client certificates). */
+export type AdapterFactory = (options: LazyContentOptions, tls?: TlsOptions) => Promise<AdapterApp>;
 
 export const APP_HELLO = 'hello from the app';
 export const APP_OWNED = 'owned by the app';
 
-function urlOf(server: Server): string {
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+function urlOf(server: Server, tls?: TlsOptions): string {
+  return `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function serverFor(listener: RequestListener, tls?: TlsOptions): Server {
+  return tls ? (createHttpsServer(tls, listener) as unknown as Server) : createServer(listener);
 }
 
 function listen(server: Server): Promise<void> {
@@ -42,16 +49,16 @@ function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-export const expressApp: AdapterFactory = async (options) => {
+export const expressApp: AdapterFactory = async (options, tls) => {
   const app = express();
   const handler = expressLazyContent(options);
   app.get('/app/hello', (_req, res) => void res.send(APP_HELLO));
   app.use(handler);
   app.all('/content/app-owned', (_req, res) => void res.send(APP_OWNED));
-  const server = createServer(app);
+  const server = serverFor(app, tls);
   await listen(server);
   return {
-    url: urlOf(server),
+    url: urlOf(server, tls),
     core: handler.lazyContent,
     close: async () => {
       await closeServer(server);
@@ -60,7 +67,7 @@ export const expressApp: AdapterFactory = async (options) => {
   };
 };
 
-export const koaApp: AdapterFactory = async (options) => {
+export const koaApp: AdapterFactory = async (options, tls) => {
   const app = new Koa();
   const middleware = koaLazyContent(options);
   app.use(async (ctx, next) => {
@@ -71,10 +78,10 @@ export const koaApp: AdapterFactory = async (options) => {
   app.use(async (ctx) => {
     if (ctx.path === '/content/app-owned') ctx.body = APP_OWNED;
   });
-  const server = createServer(app.callback());
+  const server = serverFor(app.callback(), tls);
   await listen(server);
   return {
-    url: urlOf(server),
+    url: urlOf(server, tls),
     core: middleware.lazyContent,
     close: async () => {
       await closeServer(server);
@@ -104,13 +111,13 @@ Controller('content')(OwnedController);
 Get('app-owned')(OwnedController.prototype, 'get', Object.getOwnPropertyDescriptor(OwnedController.prototype, 'get')!);
 Post('app-owned')(OwnedController.prototype, 'post', Object.getOwnPropertyDescriptor(OwnedController.prototype, 'post')!);
 
-export const nestApp: AdapterFactory = async (options) => {
+export const nestApp: AdapterFactory = async (options, tls) => {
   class AppModule {}
   Module({ imports: [LazyContentModule.forRoot(options)], controllers: [HelloController, OwnedController] })(AppModule);
-  const app = await NestFactory.create(AppModule, { logger: false });
+  const app = await NestFactory.create(AppModule, { logger: false, ...(tls ? { httpsOptions: tls } : {}) });
   await app.listen(0, '127.0.0.1');
   const server = app.getHttpServer() as Server;
-  return { url: urlOf(server), core: app.get(LazyContentService).core, close: () => app.close() };
+  return { url: urlOf(server, tls), core: app.get(LazyContentService).core, close: () => app.close() };
 };
 
 export const adapters: Array<[string, AdapterFactory]> = [

@@ -2,7 +2,9 @@ export { createLazyContent, LazyContent } from './lazy-content.js';
 export {
   defaults,
   OptionsError,
+  type CacheOptions,
   type CatalogOptions,
+  type EntitlementOptions,
   type LazyContentOptions,
   type ResolvedOptions,
   type ServingOptions,
@@ -35,3 +37,28 @@ export { SecretBox } from './catalog/secrets.js';
 export * from './catalog/types.js';
 export { LINK_PARAMS, StreamerLinks, type StreamerLinkSettings } from './signing/links.js';
 export { HmacUrlSigner, RsaUrlSigner, type UrlSigner } from './signing/url-signer.js';
+export {
+  callbackPolicy,
+  deniedError,
+  denyMessages,
+  EntitlementGuard,
+  entitlementGuardDefaults,
+  readCertificate,
+  rhsmPolicy,
+  x509Policy,
+  type Allowed,
+  type CertificateInput,
+  type Denied,
+  type DenyReason,
+  type EntitlementCallback,
+  type EntitlementGuardOptions,
+  type EntitlementPolicy,
+  type EntitlementRule,
+  type ParsedCertificate,
+  type Verdict,
+} from './entitlement/index.js';
+export { DiskCache, type CacheRecord, type DiskCacheOptions } from './cache/disk-cache.js';
+export { FillEngine, type Acquired } from './streamer/fill-engine.js';
+export type { Fill, FillHead, FillSource } from './streamer/fill.js';
+export type * from './streamer/events.js';
+export type { GrowingFileSource, PositionalFile } from './streamer/growing-file.js';

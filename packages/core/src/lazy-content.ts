@@ -1,4 +1,6 @@
+import { BlockList, isIP } from 'node:net';
 import * as path from 'node:path';
+import { EntitlementGuard, type EntitlementGuardOptions } from './entitlement/guard.js';
 import type { DataSource } from 'typeorm';
 import { Catalog } from './catalog/catalog.js';
 import { openDatabase } from './catalog/database.js';
@@ -50,6 +52,10 @@ export class LazyContent {
   /** Downloads, coalesced per file, into the disk cache. Its events are for logs and metrics. */
   readonly fills: FillEngine;
   private cacheReady: Promise<void> | undefined;
+  /** Access control by client certificate; null when no path is protected. */
+  readonly guard: EntitlementGuard | null;
+  private readonly trustedProxies: BlockList;
+  private readonly certificateHeader: string;
   private lastOutageLog = 0;
   private closed = false;
 
@@ -66,6 +72,11 @@ export class LazyContent {
     });
     this.serveSettings = { cacheControl: this.options.cacheControl, maxRanges: this.options.maxRanges };
     this.configuredSigner = this.signerFromOptions();
+    const e = this.options.entitlement;
+    const { header, trustedProxies, ...guardOptions } = e ?? { header: 'x-client-cert', trustedProxies: [] };
+    this.guard = e ? new EntitlementGuard(guardOptions as EntitlementGuardOptions) : null;
+    this.certificateHeader = header;
+    this.trustedProxies = blockListOf(trustedProxies);
     const cache = new DiskCache({
       dir: this.options.cache.dir,
       maxBytes: this.options.cache.maxBytes,
@@ -181,6 +192,8 @@ export class LazyContent {
   /** Seed steps 2 to 6: saved → served; in the catalog → redirect to the streamer; neither → 404 or pass. */
   private async handleContent(req: ContentRequest, rest: string): Promise<Outcome> {
     const { key, directory } = normalizePath(rest, this.options.maxPathLength);
+    const refused = await this.entitlementRefusal(req, key);
+    if (refused) return refused;
     if (directory) return this.notFound();
     const meta = await this.files.get(key);
     if (meta) return this.serveSaved(req, meta);
@@ -193,6 +206,9 @@ export class LazyContent {
   /** Seed step 7 onwards: the signature is checked before anything else is looked at. */
   private async handleStreamer(req: ContentRequest, rest: string): Promise<Outcome> {
     const { key, directory } = normalizePath(rest, this.options.maxPathLength);
+    // The same check as on the content side: a signed link does not stand in for a certificate.
+    const refused = await this.entitlementRefusal(req, key);
+    if (refused) return refused;
     if (directory) throw new LazyContentError('NOT_FOUND', 'Not found');
     const q = req.url.indexOf('?');
     const { links } = await this.readyOr503();
@@ -203,6 +219,30 @@ export class LazyContent {
     const { entries } = await this.lookup(key);
     if (entries.length === 0) throw new LazyContentError('NOT_FOUND', 'Not found');
     return this.stream(req, key, entries);
+  }
+
+  /**
+   * Seed steps 1 and 7: a path under an entitlement rule needs a client certificate that the rule accepts.
+   * The certificate is the one a trusted proxy forwards in its header, else the TLS connection's own.
+   */
+  private async entitlementRefusal(req: ContentRequest, key: string): Promise<Outcome | null> {
+    const guard = this.guard;
+    const path = `/${key}`;
+    if (!guard || guard.ruleFor(path) === undefined) return null;
+    const forwarded = req.headers[this.certificateHeader];
+    const certificate =
+      typeof forwarded === 'string' && this.fromTrustedProxy(req.remoteAddress) ? forwarded : req.peerCertificate?.();
+    const verdict = await guard.check(path, certificate);
+    if (verdict.allowed) return null;
+    this.logger.debug({ path, reason: verdict.reason, detail: verdict.detail }, 'client certificate refused');
+    return { kind: 'deny', reason: verdict.message };
+  }
+
+  private fromTrustedProxy(address: string | undefined): boolean {
+    if (!address) return false;
+    const plain = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+    const family = isIP(plain);
+    return family !== 0 && this.trustedProxies.check(plain, family === 6 ? 'ipv6' : 'ipv4');
   }
 
   private async readyOr503(): Promise<Services> {
@@ -349,6 +389,26 @@ export class LazyContent {
     }
     return fileOutcome(plan, meta, this.serveSettings, { kind: 'file', file });
   }
+}
+
+/** The trusted proxies option as a BlockList (used as an allow list); a bad entry is an OptionsError. */
+function blockListOf(entries: string[]): BlockList {
+  const list = new BlockList();
+  entries.forEach((entry, i) => {
+    const [address = '', prefix, extra] = entry.trim().split('/');
+    const family = isIP(address);
+    const bits = prefix === undefined ? undefined : Number(prefix);
+    const max = family === 6 ? 128 : 32;
+    if (family === 0 || extra !== undefined || (bits !== undefined && (!Number.isInteger(bits) || bits < 0 || bits > max))) {
+      throw new OptionsError(
+        `lazy-content: invalid options:\n  - option "entitlement.trustedProxies[${i}]" must be an IP address or CIDR such as "10.0.0.0/8" (got ${JSON.stringify(entry)})`,
+      );
+    }
+    const type = family === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, bits, type);
+  });
+  return list;
 }
 
 /** Creates a lazy-content instance. Options are validated here: a mistake throws an `OptionsError` at start-up. */

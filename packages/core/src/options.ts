@@ -4,6 +4,7 @@ import type { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { defaultLogger, type Logger, silentLogger } from './logger.js';
 import type { UrlSigner } from './signing/url-signer.js';
+import type { EntitlementGuardOptions } from './entitlement/guard.js';
 import type { ContentStore } from './store/content-store.js';
 
 /** Where the catalog (remotes, entries, save tasks) lives. */
@@ -54,6 +55,20 @@ export interface StreamerOptions {
   cooldownMs?: number;
   /** Bytes at the end of a file held back from clients until its size and digest are verified. @default 65536 */
   holdbackBytes?: number;
+}
+
+/** Access control by client certificate (Red Hat entitlement certificates, plain X.509, or a callback). */
+export interface EntitlementOptions extends EntitlementGuardOptions {
+  /**
+   * Request header in which a TLS-terminating proxy forwards the client certificate (URL-encoded PEM, as
+   * nginx's `$ssl_client_escaped_cert`, or a one-line PEM). @default 'x-client-cert'
+   */
+  header?: string;
+  /**
+   * Addresses or CIDRs of the proxies whose header is believed, e.g. `['127.0.0.1', '10.1.0.0/16']`. From any
+   * other address the header is ignored and only the TLS connection's own certificate counts. @default []
+   */
+  trustedProxies?: string[];
 }
 
 /** The disk cache of streamed files that are not saved (yet, or ever: policy `streamed`). */
@@ -110,6 +125,8 @@ export interface LazyContentOptions {
   signing?: SigningOptions;
   streamer?: StreamerOptions;
   cache?: CacheOptions;
+  /** Which paths need a client certificate, and which. @default none: everything is open */
+  entitlement?: EntitlementOptions;
 }
 
 export const defaults = {
@@ -240,6 +257,25 @@ const schema = z
           .optional(),
       })
       .prefault({}),
+    // The rules and cache settings are checked by EntitlementGuard, which names each field in its errors.
+    entitlement: z
+      .strictObject({
+        rules: z.array(z.unknown(), { error: 'must be a list of { prefix, ca, policy } rules' }),
+        header: z
+          .string()
+          .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { error: 'must be an HTTP header name such as "x-client-cert"' })
+          .default('x-client-cert')
+          .transform((h) => h.toLowerCase()),
+        trustedProxies: z.array(z.string(), { error: 'must be a list of addresses or CIDRs' }).default([]),
+        store: z.unknown().optional(),
+        cacheEntries: z.unknown().optional(),
+        cacheMaxTtlMs: z.unknown().optional(),
+        callbackTimeoutMs: z.unknown().optional(),
+        maxCertificateBytes: z.unknown().optional(),
+        pathTreeLimits: z.unknown().optional(),
+        now: z.unknown().optional(),
+      })
+      .optional(),
   })
   .prefault({})
   .refine((o) => !o.streamer.inline || o.roles.includes('streamer'), {

@@ -12,6 +12,11 @@ export interface ContentRequest {
   headers: IncomingHttpHeaders;
   /** The peer's address, when known. */
   remoteAddress?: string | undefined;
+  /**
+   * The client certificate of the TLS connection (DER), when the app terminates TLS itself. A function, so
+   * that it is read only for paths that need it.
+   */
+  peerCertificate?: (() => Buffer | undefined) | undefined;
 }
 
 /** A response body the responder writes once headers are out. Exactly one of `writeTo` or `discard` is called. */

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { LazyContentError } from '../errors.js';
 import type { ContentRequest, ErrorOutcome, ResponseOutcome } from '../outcome.js';
 
@@ -64,10 +65,17 @@ export async function writeOutcome(res: ServerResponse, outcome: ResponseOutcome
  * that strip a mount path keep the original (`req.originalUrl` in Express, `ctx.originalUrl` in Koa).
  */
 export function toContentRequest(req: IncomingMessage, url?: string): ContentRequest {
+  const socket = req.socket as Partial<TLSSocket>;
   return {
     method: req.method ?? 'GET',
     url: url ?? req.url ?? '/',
     headers: req.headers,
     remoteAddress: req.socket.remoteAddress,
+    peerCertificate: socket.encrypted && socket.getPeerCertificate ? () => peerCertificateOf(socket as TLSSocket) : undefined,
   };
+}
+
+function peerCertificateOf(socket: TLSSocket): Buffer | undefined {
+  const cert = socket.getPeerCertificate();
+  return cert && Buffer.isBuffer(cert.raw) && cert.raw.length > 0 ? cert.raw : undefined;
 }
