@@ -62,3 +62,5 @@ export { FillEngine, type Acquired } from './streamer/fill-engine.js';
 export type { Fill, FillHead, FillSource } from './streamer/fill.js';
 export type * from './streamer/events.js';
 export type { GrowingFileSource, PositionalFile } from './streamer/growing-file.js';
+export type { SaveQueue, SaveQueueListOptions, SaveTask, SaveTaskLease, SaveTaskState } from './save/save-queue.js';
+export { DatabaseSaveQueue } from './save/db-save-queue.js';
