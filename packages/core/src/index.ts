@@ -4,6 +4,7 @@ export {
   OptionsError,
   type CacheOptions,
   type CatalogOptions,
+  type SaveOptions,
   type EntitlementOptions,
   type LazyContentOptions,
   type ResolvedOptions,
@@ -26,7 +27,7 @@ export type {
 } from './outcome.js';
 export { errorOutcome, toContentRequest, writeOutcome } from './http/respond.js';
 export { normalizePath, stripPrefix, type NormalizedPath } from './path.js';
-export type { ContentStore, OpenedFile, PutSource, StoredFileInfo } from './store/content-store.js';
+export type { ContentStore, OpenedFile, PutOptions, PutSource, StoredFileInfo } from './store/content-store.js';
 export { FsContentStore, TEMP_DIR } from './store/fs-store.js';
 export { defaultLogger, silentLogger, type Logger } from './logger.js';
 export { Catalog, catalogKey, remoteDefaults, viewOf } from './catalog/catalog.js';
@@ -64,3 +65,5 @@ export type * from './streamer/events.js';
 export type { GrowingFileSource, PositionalFile } from './streamer/growing-file.js';
 export type { SaveQueue, SaveQueueListOptions, SaveTask, SaveTaskLease, SaveTaskState } from './save/save-queue.js';
 export { DatabaseSaveQueue } from './save/db-save-queue.js';
+export { SAVE_MARKER_HEADER, SaveWorker, type SaveWorkerEvents, type SaveWorkerSettings } from './save/save-worker.js';
+export type { ImportProgress } from './lazy-content.js';

@@ -20,7 +20,7 @@ afterEach(async () => {
 });
 
 function make(options: LazyContentOptions = {}): LazyContent {
-  const lc = createLazyContent({ root: dir, logger: false, ...options });
+  const lc = createLazyContent({ root: dir, dataDir: path.join(dir, '.data'), logger: false, ...options });
   instances.push(lc);
   return lc;
 }

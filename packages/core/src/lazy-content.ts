@@ -1,6 +1,10 @@
 import { BlockList, isIP } from 'node:net';
 import * as path from 'node:path';
 import { EntitlementGuard, type EntitlementGuardOptions } from './entitlement/guard.js';
+import { DatabaseSaveQueue } from './save/db-save-queue.js';
+import type { SaveQueue } from './save/save-queue.js';
+import { SAVE_MARKER_HEADER, SaveWorker } from './save/save-worker.js';
+import type { CatalogEntryInput, DownloadPolicy } from './catalog/types.js';
 import type { DataSource } from 'typeorm';
 import { Catalog } from './catalog/catalog.js';
 import { openDatabase } from './catalog/database.js';
@@ -35,6 +39,21 @@ interface Services {
   links: StreamerLinks;
   dataSource: DataSource;
   ownsDataSource: boolean;
+  queue: SaveQueue;
+  /** Saves files; also runs in the background when `save.worker` is on. */
+  worker: SaveWorker;
+}
+
+/** What an import reports, and what `immediate` downloads report as they go. */
+export interface ImportProgress {
+  entries: number;
+  /** Files of `background` remotes scheduled for saving. */
+  scheduled: number;
+  /** Files of `immediate` remotes downloaded and saved so far, and those that failed. */
+  saved: number;
+  failed: number;
+  /** Files to download for `immediate` remotes. */
+  toDownload: number;
 }
 
 /**
@@ -56,6 +75,8 @@ export class LazyContent {
   readonly guard: EntitlementGuard | null;
   private readonly trustedProxies: BlockList;
   private readonly certificateHeader: string;
+  /** Paths whose running fill was started by a save worker's own request: its completion schedules nothing. */
+  private readonly unscheduled = new Set<string>();
   private lastOutageLog = 0;
   private closed = false;
 
@@ -89,8 +110,14 @@ export class LazyContent {
       cooldownMs: this.options.streamer.cooldownMs,
       holdbackBytes: this.options.streamer.holdbackBytes,
     });
-    this.fills.on('fill:completed', (e) => this.logger.info({ key: e.key, size: e.record.size, ms: e.durationMs }, 'fill completed'));
-    this.fills.on('fill:failed', (e) => this.logger.warn({ key: e.key, reason: e.reason }, 'fill failed'));
+    this.fills.on('fill:completed', (e) => {
+      this.logger.info({ key: e.key, size: e.record.size, ms: e.durationMs }, 'fill completed');
+      void this.scheduleSave(e.key, e.remoteId);
+    });
+    this.fills.on('fill:failed', (e) => {
+      this.unscheduled.delete(e.key);
+      this.logger.warn({ key: e.key, reason: e.reason }, 'fill failed');
+    });
   }
 
   /** RSA keys and custom signers are checked here, at start-up; an HMAC secret may need the data folder. */
@@ -145,17 +172,121 @@ export class LazyContent {
       expiresInSeconds: signing.expiresInSeconds,
       bindClientAddress: signing.bindClientAddress,
     });
-    const services = { catalog: new Catalog(dataSource, new SecretBox(key)), links, dataSource, ownsDataSource: owned };
+    const catalog = new Catalog(dataSource, new SecretBox(key));
+    const save = this.options.save;
+    const queue = save.queue ?? new DatabaseSaveQueue(dataSource);
+    const worker = new SaveWorker(
+      {
+        queue,
+        catalog,
+        store: this.store,
+        fills: this.fills,
+        links: save.streamerUrl
+          ? new StreamerLinks(signer, { ...links.settings, publicUrl: save.streamerUrl })
+          : undefined,
+        logger: this.logger,
+        onSaved: (path) => this.files.invalidate(path),
+      },
+      save,
+    );
+    const services = { catalog, links, dataSource, ownsDataSource: owned, queue, worker };
     if (this.closed) {
       if (owned) await dataSource.destroy();
       throw new LazyContentError('UNAVAILABLE', 'Service is shutting down');
     }
+    if (save.worker) worker.start();
     return services;
   }
 
   /** The catalog API: remotes, entries, lookups. Opens the database on first use. */
   async catalog(): Promise<Catalog> {
     return (await this.ready()).catalog;
+  }
+
+  /** The save queue (list and retry tasks). Opens the database on first use. */
+  async saveQueue(): Promise<SaveQueue> {
+    return (await this.ready()).queue;
+  }
+
+  /** The save worker of this process (its events: `save:completed`, `save:failed`). */
+  async saveWorker(): Promise<SaveWorker> {
+    return (await this.ready()).worker;
+  }
+
+  /**
+   * Opens the catalog and starts the save worker now, rather than on the first request: for a process
+   * that must resume pending saves after a restart, or that only runs the worker.
+   */
+  async start(): Promise<void> {
+    await this.ready();
+  }
+
+  /**
+   * Adds entries to the catalog and applies each remote's policy: `background` schedules a save of every
+   * file not saved yet; `immediate` downloads and saves every such file now, with the same verification,
+   * reporting progress; `on_demand` and `streamed` wait for clients.
+   */
+  async importEntries(
+    entries: Iterable<CatalogEntryInput> | AsyncIterable<CatalogEntryInput>,
+    options: { onProgress?: (progress: ImportProgress) => void; concurrency?: number } = {},
+  ): Promise<ImportProgress> {
+    const { catalog, queue, worker } = await this.ready();
+    const byRemote = new Map<string, DownloadPolicy>();
+    for (const r of await catalog.listRemotes()) byRemote.set(r.name, r.policy);
+    const toSchedule: string[] = [];
+    const toDownload: string[] = [];
+    async function* collect(): AsyncGenerator<CatalogEntryInput> {
+      for await (const e of entries) {
+        const policy = byRemote.get(e.remote);
+        if (policy === 'background') toSchedule.push(e.path);
+        else if (policy === 'immediate') toDownload.push(e.path);
+        yield e;
+      }
+    }
+    const progress: ImportProgress = { entries: 0, scheduled: 0, saved: 0, failed: 0, toDownload: 0 };
+    progress.entries = await catalog.addEntries(collect());
+    const unsaved = async (path: string) => {
+      const key = catalogKeyOf(path);
+      return (await this.store.stat(key)) === null ? key : null;
+    };
+    for (const path of toSchedule) {
+      const key = await unsaved(path);
+      if (key && (await queue.schedule(key))) progress.scheduled++;
+    }
+    if (progress.scheduled > 0) worker.wake();
+    const downloads = (await Promise.all(toDownload.map(unsaved))).filter((k): k is string => k !== null);
+    progress.toDownload = downloads.length;
+    options.onProgress?.({ ...progress });
+    let next = 0;
+    const lane = async () => {
+      while (next < downloads.length) {
+        const key = downloads[next++]!;
+        try {
+          await worker.save(key);
+          progress.saved++;
+        } catch (err) {
+          progress.failed++;
+          this.logger.warn({ path: key, err: (err as Error).message }, 'immediate download failed');
+        }
+        options.onProgress?.({ ...progress });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? this.options.save.concurrency) }, lane));
+    return progress;
+  }
+
+  /** After a fill: a save task, unless the remote's policy is `streamed` or a save worker asked for the file. */
+  private async scheduleSave(key: string, remoteId: number): Promise<void> {
+    if (this.unscheduled.delete(key)) return;
+    try {
+      const { catalog, queue, worker } = await this.ready();
+      const remote = await catalog.remoteById(remoteId);
+      if (!remote || remote.policy === 'streamed') return;
+      if (await queue.schedule(key)) worker.wake();
+    } catch (err) {
+      // The file stays in the cache and is served from there; the next fill of it schedules again.
+      this.logger.error({ err, key }, 'could not schedule a save');
+    }
   }
 
   /** The URL prefix this instance serves, with a trailing slash. */
@@ -172,6 +303,8 @@ export class LazyContent {
     const streamRest = roles.includes('streamer') ? stripPrefix(req.url, this.options.streamer.prefix) : null;
     const contentRest = streamRest === null && roles.includes('content') ? stripPrefix(req.url, this.options.prefix) : null;
     if (streamRest === null && contentRest === null) return PASS;
+    // Pending saves resume after a restart without waiting for a lazy request to open the catalog.
+    if (!this.services && !this.closed && this.options.save.worker) this.ready().catch(() => undefined);
     try {
       if (this.closed) throw new LazyContentError('UNAVAILABLE', 'Service is shutting down', { headers: { 'retry-after': RETRY_AFTER_SECONDS } });
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -296,6 +429,7 @@ export class LazyContent {
    */
   private async stream(req: ContentRequest, key: string, entries: CatalogEntry[]): Promise<Outcome> {
     await this.streamerReady();
+    if (req.headers[SAVE_MARKER_HEADER] !== undefined && !this.fills.running(key)) this.unscheduled.add(key);
     const first = entries[0]!;
     if (req.method === 'HEAD' && first.size !== null && !this.fills.running(key) && !this.fills.cache.lookup(key)) {
       return catalogHeadOutcome(key, first.size, first.contentType, this.serveSettings);
@@ -339,6 +473,8 @@ export class LazyContent {
     if (this.closed) return;
     this.closed = true;
     this.files.clear();
+    const started = await this.services?.catch(() => undefined);
+    await started?.worker.stop();
     await this.fills.close();
     await this.fills.cache.close();
     const services = await this.services?.catch(() => undefined);
@@ -389,6 +525,10 @@ export class LazyContent {
     }
     return fileOutcome(plan, meta, this.serveSettings, { kind: 'file', file });
   }
+}
+
+function catalogKeyOf(path: string): string {
+  return normalizePath(path.replace(/^\/+/, ''), 4096).key;
 }
 
 /** The trusted proxies option as a BlockList (used as an allow list); a bad entry is an OptionsError. */

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { defaultLogger, type Logger, silentLogger } from './logger.js';
 import type { UrlSigner } from './signing/url-signer.js';
 import type { EntitlementGuardOptions } from './entitlement/guard.js';
+import type { SaveQueue } from './save/save-queue.js';
 import type { ContentStore } from './store/content-store.js';
 
 /** Where the catalog (remotes, entries, save tasks) lives. */
@@ -71,6 +72,29 @@ export interface EntitlementOptions extends EntitlementGuardOptions {
   trustedProxies?: string[];
 }
 
+/** Saving streamed files into the content store (seed steps 14 to 18). */
+export interface SaveOptions {
+  /** Where save tasks wait: a SaveQueue (e.g. `BullMqSaveQueue` on Redis). @default the catalog database */
+  queue?: SaveQueue;
+  /** Run a save worker in this process; `false` where separate worker processes do it. @default true */
+  worker?: boolean;
+  /** Saves at once in this process. @default 2 */
+  concurrency?: number;
+  /** Lease of a task while a worker saves it, renewed every third of it, in ms. @default 60000 */
+  leaseMs?: number;
+  /** Attempts before a task is `failed` for good. @default 5 */
+  maxAttempts?: number;
+  /** Wait before the second attempt, doubled for each further one (at most one hour), in ms. @default 10000 */
+  backoffMs?: number;
+  /** How often an idle worker looks for due tasks, in ms. @default 2000 */
+  pollMs?: number;
+  /**
+   * Absolute URL of the streamer (`http://content.internal:8080/_lazy/stream/`) that a worker fetches files
+   * through when its own cache does not hold them, like a client. @default none: the worker downloads itself
+   */
+  streamerUrl?: string;
+}
+
 /** The disk cache of streamed files that are not saved (yet, or ever: policy `streamed`). */
 export interface CacheOptions {
   /** Folder of the cache; it belongs to the cache alone. @default '<dataDir>/cache' */
@@ -127,6 +151,7 @@ export interface LazyContentOptions {
   cache?: CacheOptions;
   /** Which paths need a client certificate, and which. @default none: everything is open */
   entitlement?: EntitlementOptions;
+  save?: SaveOptions;
 }
 
 export const defaults = {
@@ -147,6 +172,7 @@ export const defaults = {
   signing: { algorithm: 'hmac-sha256', expiresInSeconds: 90, bindClientAddress: false },
   streamer: { prefix: '/_lazy/stream/', inline: false, cooldownMs: 60_000, holdbackBytes: 64 * 1024 },
   cache: { maxBytes: 10 * 1024 * 1024 * 1024 },
+  save: { worker: true, concurrency: 2, leaseMs: 60_000, maxAttempts: 5, backoffMs: 10_000, pollMs: 2000 },
 } as const;
 
 const int = (min: number, max: number, what: string) =>
@@ -254,6 +280,26 @@ const schema = z
           .custom<Keyv>((v) => typeof v === 'object' && v !== null && typeof (v as Keyv).get === 'function' && typeof (v as Keyv).set === 'function', {
             error: 'must be a Keyv instance',
           })
+          .optional(),
+      })
+      .prefault({}),
+    save: z
+      .strictObject({
+        queue: z
+          .custom<SaveQueue>(
+            (v) => typeof v === 'object' && v !== null && ['schedule', 'take', 'renew', 'complete', 'fail'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function'),
+            { error: 'must be a SaveQueue (schedule, take, renew, complete, fail, list, retry, close)' },
+          )
+          .optional(),
+        worker: z.boolean({ error: 'must be true or false' }).default(defaults.save.worker),
+        concurrency: int(1, 256, 'saves at once').default(defaults.save.concurrency),
+        leaseMs: int(1000, 86_400_000, 'milliseconds').default(defaults.save.leaseMs),
+        maxAttempts: int(1, 1000, 'attempts').default(defaults.save.maxAttempts),
+        backoffMs: int(0, 86_400_000, 'milliseconds').default(defaults.save.backoffMs),
+        pollMs: int(10, 3_600_000, 'milliseconds').default(defaults.save.pollMs),
+        streamerUrl: z
+          .url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL such as "http://127.0.0.1:8080/_lazy/stream/"' })
+          .transform((u) => (u.endsWith('/') ? u : `${u}/`))
           .optional(),
       })
       .prefault({}),

@@ -37,7 +37,7 @@ function payload(key: string, expires: string, clientAddress: string | null): st
 export class StreamerLinks {
   constructor(
     private readonly signer: UrlSigner,
-    private readonly settings: StreamerLinkSettings,
+    readonly settings: StreamerLinkSettings,
   ) {}
 
   /** The `Location` of the 302 for `key`: relative to this host, or absolute when `publicUrl` is set. */

@@ -21,6 +21,10 @@ export interface OpenedFile {
   close(): Promise<void>;
 }
 
+export interface PutOptions {
+  mtimeMs?: number;
+}
+
 export type PutSource = Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array>;
 
 /**
@@ -32,8 +36,11 @@ export interface ContentStore {
   stat(key: string): Promise<StoredFileInfo | null>;
   /** Opens a saved file for reading, or null when there is none. The caller must `close()` it. */
   open(key: string): Promise<OpenedFile | null>;
-  /** Saves bytes under `key` atomically: readers see the old file or the whole new one, never a part. */
-  put(key: string, source: PutSource): Promise<StoredFileInfo>;
+  /**
+   * Saves bytes under `key` atomically: readers see the old file or the whole new one, never a part.
+   * `mtimeMs` sets the file's modification time (a file saved from the cache keeps its Last-Modified and ETag).
+   */
+  put(key: string, source: PutSource, options?: PutOptions): Promise<StoredFileInfo>;
   /** Removes a saved file; false when there was none. */
   delete(key: string): Promise<boolean>;
   /** Releases resources; further calls fail. */

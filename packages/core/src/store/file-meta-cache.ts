@@ -37,7 +37,9 @@ export function metaFor(key: string, info: StoredFileInfo, body?: Buffer): FileM
   return {
     key,
     info,
-    etag: etag(info.version),
+    // Size and modification time, not the version (which names the inode): a file saved from the cache keeps
+    // its modification time, so its ETag stays the same when it moves from the cache into the store.
+    etag: etag(`${info.size}-${Math.floor(info.mtimeMs)}`),
     lastModified: new Date(Math.floor(info.mtimeMs)).toUTCString(),
     contentType: contentTypeFor(key),
     body,

@@ -87,6 +87,13 @@ describe('FsContentStore', () => {
     await expect(store.delete('a//b')).rejects.toThrow(TypeError);
   });
 
+  it('keeps a given modification time to the millisecond (so that ETags survive a save from the cache)', async () => {
+    for (const mtimeMs of [1_764_513_895_123.4567, 1_764_513_895_999.9999, 1_000_000_000_000]) {
+      const info = await store.put('timed', Buffer.from('x'), { mtimeMs });
+      expect(Math.floor(info.mtimeMs)).toBe(Math.floor(mtimeMs));
+    }
+  });
+
   it('deletes', async () => {
     await store.put('gone', Buffer.from('x'));
     expect(await store.delete('gone')).toBe(true);

@@ -5,7 +5,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ContentStore, OpenedFile, PutSource, StoredFileInfo } from './content-store.js';
+import type { ContentStore, OpenedFile, PutOptions, PutSource, StoredFileInfo } from './content-store.js';
 
 /**
  * Reserved folder at the store's root that holds files being written. Being inside the root keeps it on the
@@ -117,7 +117,7 @@ export class FsContentStore implements ContentStore {
     }
   }
 
-  async put(key: string, source: PutSource): Promise<StoredFileInfo> {
+  async put(key: string, source: PutSource, options: PutOptions = {}): Promise<StoredFileInfo> {
     const full = this.fullPath(key);
     if (key === TEMP_DIR || key.startsWith(`${TEMP_DIR}/`)) throw new TypeError(`reserved store key: ${key}`);
     const root = await this.rootReal();
@@ -133,6 +133,12 @@ export class FsContentStore implements ContentStore {
         await handle.sync();
       } finally {
         await handle.close();
+      }
+      if (options.mtimeMs !== undefined) {
+        // utimes takes floating-point seconds: aim at the middle of the millisecond, so that the time read
+        // back floors to the same millisecond (ETags are made from it).
+        const seconds = (Math.floor(options.mtimeMs) + 0.5) / 1000;
+        await fsp.utimes(tmp, Date.now() / 1000, seconds);
       }
       await fsp.mkdir(path.dirname(full), { recursive: true });
       await fsp.rename(tmp, full);
