@@ -7,6 +7,11 @@
 // Environment:
 //   BENCH_SECONDS=10   length of each measurement, in seconds (a quick run: BENCH_SECONDS=2)
 //   BENCH_WARMUP=2     warm-up before each measurement, in seconds
+//   BENCH_ROUNDS=1     rounds over all servers; with more than one the table shows each figure's median
+//   BENCH_QUIET_WAIT=60  before each measurement, wait up to this many seconds for other processes on the
+//                      machine to go quiet (below 0.15 CPU); the load seen is printed with each measurement
+//   BENCH_RETRIES=2    a measurement during which other processes used more than 0.25 CPU is done again, up to
+//                      this many times; the least disturbed attempt is kept (every attempt is printed)
 //   BENCH_ONLY=a,b     run only these servers (names as in the table, e.g. express-lazy,express-static)
 //   BENCH_JSON=file    also write the results as JSON to this file
 //   NGINX=/usr/sbin/nginx   the nginx binary
@@ -16,7 +21,7 @@
 // killed (their whole process group) on exit, on SIGINT/SIGTERM and on errors.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +30,13 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 const SECONDS = positiveNumber('BENCH_SECONDS', 10);
 const WARMUP = positiveNumber('BENCH_WARMUP', 2, true);
+const ROUNDS = positiveNumber('BENCH_ROUNDS', 1);
+const QUIET_WAIT = positiveNumber('BENCH_QUIET_WAIT', 60, true);
+/** Other processes using more CPU than this (in CPUs) before a measurement: wait, then warn. */
+const QUIET_CPUS = 0.15;
+/** Other processes using more than this (in CPUs) during a measurement: it is disturbed, and done again. */
+const DISTURBED_CPUS = 0.25;
+const RETRIES = positiveNumber('BENCH_RETRIES', 2, true);
 const THREADS = 1;
 const CONNECTIONS = 50;
 const WRK = 'wrk';
@@ -117,6 +129,106 @@ function track(child, groupLeader) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+
+/** Busy and total jiffies of the whole machine, from /proc/stat; null where there is none. */
+function cpuTimes() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] ?? 0);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return null;
+  }
+}
+
+/** CPUs in use over `ms` by everything on the machine (call it while our own processes are idle). */
+async function machineLoad(ms = 1000) {
+  const a = cpuTimes();
+  await sleep(ms);
+  const b = cpuTimes();
+  if (!a || !b || b.total === a.total) return null;
+  return ((b.busy - a.busy) / (b.total - a.total)) * os.cpus().length;
+}
+
+/**
+ * Before a measurement, while the server under test is idle: waits (at most BENCH_QUIET_WAIT s) for the rest
+ * of the machine to go quiet, so that another job's load is not measured as this server's slowness.
+ * Returns the load last seen, in CPUs.
+ */
+async function waitQuiet() {
+  const deadline = Date.now() + QUIET_WAIT * 1000;
+  let load = await machineLoad();
+  let told = false;
+  while (load !== null && load > QUIET_CPUS && Date.now() < deadline) {
+    if (!told) process.stdout.write(`  (other processes use ${load.toFixed(2)} CPU: waiting up to ${QUIET_WAIT} s for quiet)\n`);
+    told = true;
+    load = await machineLoad();
+  }
+  if (load !== null && load > QUIET_CPUS) {
+    process.stdout.write(`  WARNING: other processes still use ${load.toFixed(2)} CPU: this measurement is disturbed\n`);
+  }
+  return load;
+}
+
+/** CPU ticks used so far by this process and its reaped children (wrk) and by the server's process group. */
+function ourTicks(groupId) {
+  const ticks = (stat, withChildren) => {
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const n = Number(f[11]) + Number(f[12]); // utime + stime
+    return withChildren ? n + Number(f[13]) + Number(f[14]) : n; // + cutime + cstime
+  };
+  let sum = ticks(readFileSync('/proc/self/stat', 'utf8'), true);
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgrp === groupId) sum += ticks(stat, true);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return sum;
+}
+
+function loadMark(groupId) {
+  const machine = cpuTimes();
+  if (!machine) return null;
+  try {
+    return { machine, ours: ourTicks(groupId) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPUs used by processes other than ours (this runner, wrk, the server's process group) since `mark`: the
+ * machine's busy time less ours. Softirq work that the kernel does for our own sockets may count a little.
+ */
+function otherLoadSince(mark, groupId) {
+  if (!mark) return null;
+  const machine = cpuTimes();
+  let ours;
+  try {
+    ours = ourTicks(groupId);
+  } catch {
+    return null;
+  }
+  const total = machine.total - mark.machine.total;
+  if (total <= 0) return null;
+  const other = machine.busy - mark.machine.busy - (ours - mark.ours);
+  return Math.max(0, (other / total) * os.cpus().length);
+}
+
+const isDisturbed = (run) => (run.otherCpusDuring ?? 0) > DISTURBED_CPUS;
+
 function withTimeout(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {
@@ -160,6 +272,8 @@ async function startServer(server, root) {
   const script = path.join(here, 'servers', `${server.name}.mjs`);
   const child = track(
     spawn(process.execPath, [script, '--port', '0', '--host', '127.0.0.1', '--root', root], {
+      // lazy-content's dataDir defaults to ./.lazy-content: keep it in the temporary folder, not the work tree.
+      cwd: path.dirname(root),
       detached: true, // its own process group, so that nginx's workers go with it
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -279,7 +393,12 @@ function machine() {
   const wrkVersion = (spawnSync(WRK, ['-v'], { encoding: 'utf8', timeout: 5000 }).stdout || '').split('\n')[0].trim();
   const nginx = spawnSync(process.env.NGINX ?? '/usr/sbin/nginx', ['-v'], { encoding: 'utf8', timeout: 5000 });
   const nginxVersion = (nginx.stderr || nginx.stdout || '').trim() || 'not found';
+  const git = (...a) => spawnSync('git', a, { cwd: path.dirname(here), encoding: 'utf8', timeout: 5000 }).stdout?.trim() ?? '';
+  const dirty = git('status', '--porcelain', '--', 'packages')
+    .split('\n')
+    .filter(Boolean).length;
   return {
+    commit: `${git('rev-parse', '--short', 'HEAD') || 'unknown'}${dirty ? ` + ${dirty} uncommitted change(s) under packages/` : ''}`,
     nproc: os.availableParallelism?.() ?? cpus.length,
     cpu: cpus[0]?.model ?? 'unknown',
     memoryGiB: (os.totalmem() / 2 ** 30).toFixed(1),
@@ -326,7 +445,7 @@ async function main() {
   }
 
   // Whole run bounded: start, verify, 2 warm-ups and 2 measurements per server, with slack.
-  const budgetS = servers.length * (2 * WARMUP + 2 * SECONDS + 90) + 60;
+  const budgetS = ROUNDS * servers.length * (2 * WARMUP + 2 * (RETRIES + 1) * (SECONDS + QUIET_WAIT + 2) + 60) + 60;
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: time budget of ${budgetS} s exceeded, stopping\n`);
     cleanupSync();
@@ -338,55 +457,88 @@ async function main() {
   const exampleCmd = `${WRK} ${wrkArgs(SECONDS, 'http://127.0.0.1:PORT/content/<file>').join(' ')}`.replace(WRK_SCRIPT, path.relative(process.cwd(), WRK_SCRIPT));
   const header = [
     `machine: ${m.nproc} CPUs (nproc), ${m.cpu}, ${m.memoryGiB} GiB, ${m.kernel}`,
-    `node ${m.node}, ${m.wrk}, ${m.nginx}`,
+    `node ${m.node}, ${m.wrk}, ${m.nginx}; lazy-content at ${m.commit} (packages as built in dist/)`,
     `wrk command: ${exampleCmd}`,
-    `each server alone in its own process on 127.0.0.1; per file: ${WARMUP} s warm-up (same wrk command), then ${SECONDS} s measured`,
+    `each server alone in its own process on 127.0.0.1; per file: ${WARMUP} s warm-up (same wrk command), then ${SECONDS} s measured; ${ROUNDS} round(s)`,
     `files: ${SMALL.label} (${SMALL.size} B) and ${LARGE.label} (${LARGE.size} B) of random bytes; GB/s = 10^9 bytes/s received by wrk (headers included)`,
   ].join('\n');
   console.log(header);
   console.log('');
 
   const { root, digests } = makeFiles();
-  const results = [];
-  for (const server of servers) {
-    process.stdout.write(`${server.name}: starting… `);
-    const { child, port } = await startServer(server, root);
-    try {
-      const url = (file) => `http://127.0.0.1:${port}${server.urlPrefix}${file.name}`;
-      await verify(url(SMALL), SMALL.size, digests[SMALL.name]);
-      await verify(url(LARGE), LARGE.size, digests[LARGE.name]);
-      process.stdout.write(`port ${port}, responses verified\n`);
-      const measured = {};
-      for (const file of [SMALL, LARGE]) {
-        if (WARMUP > 0) await runWrk(WARMUP, url(file));
-        const r = await runWrk(SECONDS, url(file));
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${server.name} died during the run`);
-        if (r.status_errors !== 0) {
-          throw new Error(`${server.name} ${file.label}: ${r.status_errors} non-2xx/3xx responses under load:\n${r.text}`);
+  const rounds = []; // rounds[i][server name] = { small, large }
+  for (let round = 1; round <= ROUNDS; round++) {
+    if (ROUNDS > 1) console.log(`round ${round} of ${ROUNDS}`);
+    const measuredRound = {};
+    for (const server of servers) {
+      process.stdout.write(`${server.name}: starting… `);
+      const { child, port } = await startServer(server, root);
+      try {
+        const url = (file) => `http://127.0.0.1:${port}${server.urlPrefix}${file.name}`;
+        await verify(url(SMALL), SMALL.size, digests[SMALL.name]);
+        await verify(url(LARGE), LARGE.size, digests[LARGE.name]);
+        process.stdout.write(`port ${port}, responses verified\n`);
+        const measured = {};
+        for (const file of [SMALL, LARGE]) {
+          if (WARMUP > 0) await runWrk(WARMUP, url(file));
+          let r;
+          for (let attempt = 0; ; attempt++) {
+            const before = await waitQuiet();
+            const mark = loadMark(child.pid);
+            const run = await runWrk(SECONDS, url(file));
+            if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${server.name} died during the run`);
+            if (run.status_errors !== 0) {
+              throw new Error(`${server.name} ${file.label}: ${run.status_errors} non-2xx/3xx responses under load:\n${run.text}`);
+            }
+            // A short run may end before any 64 MiB response completes; bytes received still count.
+            if (run.bytes === 0 || (file === SMALL && run.requests === 0)) {
+              throw new Error(`${server.name} ${file.label}: nothing received under load:\n${run.text}`);
+            }
+            run.otherCpusBefore = before;
+            run.otherCpusDuring = otherLoadSince(mark, child.pid);
+            run.attempt = attempt + 1;
+            const errs = run.socketErrors
+              ? `, socket errors: connect ${run.connect_errors} read ${run.read_errors} write ${run.write_errors}`
+              : '';
+            const other = run.otherCpusDuring === null ? '' : `  other load ${run.otherCpusDuring.toFixed(2)} CPU`;
+            console.log(
+              `  ${file.label.padEnd(6)} ${fmtInt(run.reqPerSec).padStart(8)} req/s  ${run.gbPerSec.toFixed(3)} GB/s  ` +
+                `${run.requests} requests in ${run.seconds.toFixed(2)} s  p50 ${(run.latency_p50_us / 1000).toFixed(2)} ms  ` +
+                `p99 ${(run.latency_p99_us / 1000).toFixed(2)} ms  non-2xx/3xx 0${errs}${other}`,
+            );
+            if (!r || (run.otherCpusDuring ?? 0) < (r.otherCpusDuring ?? 0)) r = run;
+            if (!isDisturbed(run) || attempt >= RETRIES) break;
+            console.log(`  (disturbed by other processes: measuring again, ${RETRIES - attempt} attempt(s) left)`);
+          }
+          if (r.attempt > 1 || isDisturbed(r)) {
+            console.log(`  kept attempt ${r.attempt}${isDisturbed(r) ? ' (STILL DISTURBED by other processes)' : ''}`);
+          }
+          measured[file === SMALL ? 'small' : 'large'] = r;
         }
-        // A short run may end before any 64 MiB response completes; bytes received still count.
-        if (r.bytes === 0 || (file === SMALL && r.requests === 0)) {
-          throw new Error(`${server.name} ${file.label}: nothing received under load:\n${r.text}`);
-        }
-        const errs = r.socketErrors
-          ? `, socket errors: connect ${r.connect_errors} read ${r.read_errors} write ${r.write_errors}`
-          : '';
-        console.log(
-          `  ${file.label.padEnd(6)} ${fmtInt(r.reqPerSec).padStart(8)} req/s  ${r.gbPerSec.toFixed(3)} GB/s  ` +
-            `${r.requests} requests in ${r.seconds.toFixed(2)} s  p50 ${(r.latency_p50_us / 1000).toFixed(2)} ms  ` +
-            `p99 ${(r.latency_p99_us / 1000).toFixed(2)} ms  non-2xx/3xx 0${errs}`,
-        );
-        measured[file === SMALL ? 'small' : 'large'] = r;
+        measuredRound[server.name] = measured;
+      } finally {
+        await stopServer(child);
       }
-      results.push({ ...server, ...measured });
-    } finally {
-      await stopServer(child);
+      await sleep(500);
     }
-    await sleep(500);
+    rounds.push(measuredRound);
   }
+
+  // One row per server: the median over rounds of each figure (with one round, the figure itself).
+  const results = servers.map((server) => {
+    const runs = rounds.map((r) => r[server.name]);
+    const pick = (file, key) => median(runs.map((x) => x[file][key]));
+    return {
+      ...server,
+      runs,
+      small: { reqPerSec: pick('small', 'reqPerSec'), gbPerSec: pick('small', 'gbPerSec') },
+      large: { reqPerSec: pick('large', 'reqPerSec'), gbPerSec: pick('large', 'gbPerSec') },
+    };
+  });
 
   const baseline = results.find((r) => r.baseline);
   console.log('');
+  if (ROUNDS > 1) console.log(`median of ${ROUNDS} rounds:`);
   console.log(table(results, baseline));
   console.log('');
   if (baseline) {
@@ -404,7 +556,7 @@ async function main() {
   }
 
   if (process.env.BENCH_JSON) {
-    const strip = ({ text, ...rest }) => rest;
+    const strip = ({ text: _text, ...rest }) => rest;
     writeFileSync(
       process.env.BENCH_JSON,
       `${JSON.stringify(
@@ -413,7 +565,14 @@ async function main() {
           seconds: SECONDS,
           warmup: WARMUP,
           wrk: exampleCmd,
-          results: results.map((r) => ({ name: r.name, title: r.title, small: strip(r.small), large: strip(r.large) })),
+          rounds: ROUNDS,
+          results: results.map((r) => ({
+            name: r.name,
+            title: r.title,
+            small: r.small,
+            large: r.large,
+            runs: r.runs.map((x) => ({ small: strip(x.small), large: strip(x.large) })),
+          })),
         },
         null,
         2,
