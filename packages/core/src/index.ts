@@ -67,3 +67,4 @@ export type { SaveQueue, SaveQueueListOptions, SaveTask, SaveTaskLease, SaveTask
 export { DatabaseSaveQueue } from './save/db-save-queue.js';
 export { SAVE_MARKER_HEADER, SaveWorker, type SaveWorkerEvents, type SaveWorkerSettings } from './save/save-worker.js';
 export type { ImportProgress } from './lazy-content.js';
+export { BullMqSaveQueue, type BullMqSaveQueueOptions } from './save/bullmq-save-queue.js';

@@ -194,7 +194,11 @@ export class LazyContent {
       if (owned) await dataSource.destroy();
       throw new LazyContentError('UNAVAILABLE', 'Service is shutting down');
     }
-    if (save.worker) worker.start();
+    if (save.worker) {
+      // The worker reads from and writes past the disk cache: it must be set up (crash leftovers removed) first.
+      await this.streamerReady();
+      worker.start();
+    }
     return services;
   }
 

@@ -200,7 +200,13 @@ export class SaveWorker extends EventEmitter<SaveWorkerEvents> {
     const entry = entries[0];
     if (!entry) throw new LazyContentError('NOT_FOUND', `${path} is no longer in the catalog`);
     const { source, expected, mtimeMs } = await this.bytesOf(path, entries, signal);
+    if (source.errored) throw source.errored;
     const verifier = new Verifier(expected.size, expected.algorithm, expected.digest);
+    // put() attaches its own listeners only after it has prepared the temp file; until then an error must
+    // not go unheard. pipe() does not pass errors on: a failing source must fail the verifier, or put()
+    // would wait forever.
+    verifier.on('error', () => undefined);
+    source.on('error', (err) => verifier.destroy(err));
     signal?.addEventListener('abort', () => source.destroy(signal.reason as Error), { once: true });
     let info;
     try {
@@ -217,7 +223,21 @@ export class SaveWorker extends EventEmitter<SaveWorkerEvents> {
     return info.size;
   }
 
+  /**
+   * Sources are made here and wired in `save` a few ticks later; one that fails in between must neither
+   * crash the process (an 'error' with no listener) nor go unnoticed (`save` checks `errored`).
+   */
   private async bytesOf(
+    path: string,
+    entries: CatalogEntry[],
+    signal: AbortSignal | undefined,
+  ): Promise<{ source: Readable; expected: { size: number | null; algorithm: DigestAlgorithm; digest: string | null }; mtimeMs?: number }> {
+    const found = await this.findBytes(path, entries, signal);
+    found.source.on('error', () => undefined);
+    return found;
+  }
+
+  private async findBytes(
     path: string,
     entries: CatalogEntry[],
     signal: AbortSignal | undefined,
