@@ -129,7 +129,6 @@ export class BullMqSaveQueue implements SaveQueue {
       prefix,
       autorun: false,
       lockDuration: TAKE_LOCK_MS,
-      skipLockRenewal: true,
       stalledInterval: STALLED_INTERVAL_MS,
       // A job whose lease expired goes back to wait however often that happens, never to failed.
       maxStalledCount: Number.MAX_SAFE_INTEGER,
