@@ -154,6 +154,31 @@ describe('coalesced streaming over HTTP', () => {
   });
 });
 
+describe('files served fresh (maxAgeMs)', () => {
+  it('fetches again once the cached copy is older than its age, and never schedules a save', async () => {
+    const data = await lazyFile('repomd.xml', 2000, '', { maxAgeMs: 1 });
+    const link = await linkFor('repomd.xml');
+    const completed = once(handler.lazyContent.fills, 'fill:completed');
+    expect(sha256((await get(link)).body)).toBe(sha256(data));
+    await completed;
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sha256((await get(link)).body)).toBe(sha256(data));
+    expect(upstream.requests('/up/repomd.xml')).toBe(2);
+    const tasks = await (await handler.lazyContent.saveQueue()).list({ limit: 1000 });
+    expect(tasks.filter((t) => t.path === 's/repomd.xml')).toEqual([]);
+  });
+
+  it('serves from the cache while the copy is younger than its age', async () => {
+    const data = await lazyFile('young.xml', 2000, '', { maxAgeMs: 3_600_000 });
+    const link = await linkFor('young.xml');
+    const completed = once(handler.lazyContent.fills, 'fill:completed');
+    await get(link);
+    await completed;
+    expect(sha256((await get(link)).body)).toBe(sha256(data));
+    expect(upstream.requests('/up/young.xml')).toBe(1);
+  });
+});
+
 describe('faults: a client never receives a corrupt or truncated file as complete', () => {
   const faults: Array<[string, string]> = [
     ['wrong bytes (digest mismatch)', '?mode=corrupt'],

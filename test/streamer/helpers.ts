@@ -64,6 +64,7 @@ export function source(
       contentType: null,
       priority: 0,
       savedAt: null,
+      maxAgeMs: null,
       ...overrides,
     },
   };

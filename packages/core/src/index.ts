@@ -33,7 +33,7 @@ export { defaultLogger, silentLogger, type Logger } from './logger.js';
 export { Catalog, catalogKey, remoteDefaults, viewOf } from './catalog/catalog.js';
 export { openDatabase as openCatalogDatabase, type DatabaseSettings } from './catalog/database.js';
 export { catalogEntities, TABLE as catalogTables } from './catalog/entities.js';
-export { catalogMigrations } from './catalog/migrations/0001-initial.js';
+export { catalogMigrations } from './catalog/migrations/index.js';
 export { SecretBox } from './catalog/secrets.js';
 export * from './catalog/types.js';
 export { LINK_PARAMS, StreamerLinks, type StreamerLinkSettings } from './signing/links.js';

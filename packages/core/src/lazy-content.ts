@@ -242,7 +242,9 @@ export class LazyContent {
     async function* collect(): AsyncGenerator<CatalogEntryInput> {
       for await (const e of entries) {
         const policy = byRemote.get(e.remote);
-        if (policy === 'background') toSchedule.push(e.path);
+        if (e.maxAgeMs != null) {
+          // Served fresh: never saved.
+        } else if (policy === 'background') toSchedule.push(e.path);
         else if (policy === 'immediate') toDownload.push(e.path);
         yield e;
       }
@@ -286,6 +288,8 @@ export class LazyContent {
       const { catalog, queue, worker } = await this.ready();
       const remote = await catalog.remoteById(remoteId);
       if (!remote || remote.policy === 'streamed') return;
+      // Files served fresh are never saved: they change upstream under the same path.
+      if ((await catalog.lookup(key)).some((e) => e.maxAgeMs !== null)) return;
       if (await queue.schedule(key)) worker.wake();
     } catch (err) {
       // The file stays in the cache and is served from there; the next fill of it schedules again.
@@ -435,6 +439,11 @@ export class LazyContent {
     await this.streamerReady();
     if (req.headers[SAVE_MARKER_HEADER] !== undefined && !this.fills.running(key)) this.unscheduled.add(key);
     const first = entries[0]!;
+    if (first.maxAgeMs !== null && !this.fills.running(key)) {
+      // Served fresh: a cached copy past its age is dropped (readers on it finish), and the file fetched anew.
+      const record = this.fills.cache.lookup(key);
+      if (record && Date.now() - record.completedAt >= first.maxAgeMs) await this.fills.cache.delete(key);
+    }
     if (req.method === 'HEAD' && first.size !== null && !this.fills.running(key) && !this.fills.cache.lookup(key)) {
       return catalogHeadOutcome(key, first.size, first.contentType, this.serveSettings);
     }

@@ -30,9 +30,9 @@ const BATCH = 500;
 /** PostgreSQL takes a batch as one array per column, so a batch can be much larger. */
 const PG_BATCH = 5000;
 
-const ENTRY_COLUMNS = ['path', 'path_hash', 'remote_id', 'url', 'size', 'digest_algorithm', 'digest', 'content_type', 'priority'] as const;
-type EntryValues = [string, string, number, string, number | null, string | null, string | null, string | null, number];
-const PG_TYPES = ['text', 'varchar', 'int', 'text', 'bigint', 'varchar', 'varchar', 'varchar', 'int'];
+const ENTRY_COLUMNS = ['path', 'path_hash', 'remote_id', 'url', 'size', 'digest_algorithm', 'digest', 'content_type', 'priority', 'max_age_ms'] as const;
+type EntryValues = [string, string, number, string, number | null, string | null, string | null, string | null, number, number | null];
+const PG_TYPES = ['text', 'varchar', 'int', 'text', 'bigint', 'varchar', 'varchar', 'varchar', 'int', 'bigint'];
 const ON_CONFLICT =
   `ON CONFLICT ("path_hash", "remote_id") DO UPDATE SET ` +
   ENTRY_COLUMNS.filter((c) => c !== 'path_hash' && c !== 'remote_id')
@@ -105,7 +105,7 @@ export class Catalog {
     this.entries = dataSource.getRepository(CatalogEntrySchema);
     const param = dataSource.options.type === 'postgres' ? '$1' : '?';
     this.lookupSql =
-      `SELECT "id", "path", "remote_id", "url", "size", "digest_algorithm", "digest", "content_type", "priority", "saved_at" ` +
+      `SELECT "id", "path", "remote_id", "url", "size", "digest_algorithm", "digest", "content_type", "priority", "saved_at", "max_age_ms" ` +
       `FROM "${TABLE.entry}" WHERE "path_hash" = ${param} ORDER BY "priority" ASC, "id" ASC`;
   }
 
@@ -194,7 +194,7 @@ export class Catalog {
       };
       for await (const entry of input) {
         const r = this.entryRow(entry, remoteIds);
-        rows.set(`${r.pathHash}:${r.remoteId}`, [r.path, r.pathHash, r.remoteId, r.url, r.size, r.digestAlgorithm, r.digest, r.contentType, r.priority]);
+        rows.set(`${r.pathHash}:${r.remoteId}`, [r.path, r.pathHash, r.remoteId, r.url, r.size, r.digestAlgorithm, r.digest, r.contentType, r.priority, r.maxAgeMs]);
         if (rows.size === (postgres ? PG_BATCH : BATCH)) await flush();
       }
       await flush();
@@ -242,6 +242,9 @@ export class Catalog {
   // ---- conversions ----
 
   private entryRow(e: CatalogEntryInput, remoteIds: Map<string, number>): Omit<CatalogEntryRow, 'id' | 'savedAt'> {
+    if (e.maxAgeMs != null && (!Number.isSafeInteger(e.maxAgeMs) || e.maxAgeMs < 0)) {
+      throw invalid(`entry ${JSON.stringify(e.path)}: maxAgeMs must be a whole number of milliseconds`);
+    }
     const path = catalogKey(e.path);
     const remoteId = remoteIds.get(e.remote);
     if (remoteId === undefined) throw invalid(`entry ${JSON.stringify(e.path)} names an unknown remote "${e.remote}"`);
@@ -263,6 +266,7 @@ export class Catalog {
       digest,
       contentType: e.contentType ?? null,
       priority: e.priority ?? 0,
+      maxAgeMs: e.maxAgeMs ?? null,
     };
   }
 
@@ -331,6 +335,7 @@ function entryFromSql(row: Record<string, unknown>): CatalogEntry {
     contentType: (row.content_type ?? null) as string | null,
     priority: Number(row.priority),
     savedAt: savedAt === null ? null : new Date(savedAt),
+    maxAgeMs: numberOrNull(row.max_age_ms),
   };
 }
 

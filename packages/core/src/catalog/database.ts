@@ -2,7 +2,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { DataSource } from 'typeorm';
 import { catalogEntities, TABLE } from './entities.js';
-import { catalogMigrations } from './migrations/0001-initial.js';
+import { catalogMigrations } from './migrations/index.js';
 
 export interface DatabaseSettings {
   /** `postgres://…` / `postgresql://…`, `sqlite:<file>`, or a plain file path for SQLite. */

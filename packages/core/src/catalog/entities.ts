@@ -37,6 +37,7 @@ export interface CatalogEntryRow {
   contentType: string | null;
   priority: number;
   savedAt: number | null;
+  maxAgeMs: number | null;
 }
 
 export interface SaveTaskRow {
@@ -104,6 +105,7 @@ export const CatalogEntrySchema = new EntitySchema<CatalogEntryRow>({
     contentType: { name: 'content_type', type: 'varchar', length: 255, nullable: true },
     priority: { type: 'integer', default: 0 },
     savedAt: { name: 'saved_at', type: 'bigint', nullable: true, transformer: bigintAsNumber },
+    maxAgeMs: { name: 'max_age_ms', type: 'bigint', nullable: true, transformer: bigintAsNumber },
   },
   indices: [{ name: 'lazy_content_entry_path_remote', columns: ['pathHash', 'remoteId'], unique: true }],
 });

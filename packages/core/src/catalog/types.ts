@@ -73,6 +73,11 @@ export interface CatalogEntry {
   /** Alternate sources of one path are tried in ascending priority, then ascending id. */
   priority: number;
   savedAt: Date | null;
+  /**
+   * Serve fresh: a cached copy older than this (ms) is fetched again, and the file is never saved. For files
+   * that change upstream under the same path, such as a repository's `repomd.xml`. Null: the file never changes.
+   */
+  maxAgeMs: number | null;
 }
 
 /** What `addEntries` takes for one entry. */
@@ -87,4 +92,6 @@ export interface CatalogEntryInput {
   contentType?: string | null;
   /** @default 0 */
   priority?: number;
+  /** Serve fresh: see `CatalogEntry.maxAgeMs`. @default null */
+  maxAgeMs?: number | null;
 }

@@ -97,4 +97,3 @@ export class LazyContentInitial1764460800000 implements MigrationInterface {
   }
 }
 
-export const catalogMigrations = [LazyContentInitial1764460800000];
