@@ -153,6 +153,17 @@ for (const [name, open] of backends) {
       await expect(catalog.addEntries([{ path: 'x', remote: 'atomic', url: 'http://127.0.0.1/', digest: 'zz' }])).rejects.toThrow(/hexadecimal/);
     });
 
+    it_('lists entries in path order below a prefix, page by page, with % and _ taken literally', async () => {
+      await catalog.addRemote({ name: 'lister' });
+      await catalog.addEntries(['list/a_b/1', 'list/a%b/2', 'list/aXb/3', 'list/z'].map((p) => ({ path: p, remote: 'lister', url: 'http://127.0.0.1:1/x' })));
+      expect((await catalog.listEntries({ prefix: 'list/a_b/' })).map((e) => e.path)).toEqual(['list/a_b/1']);
+      expect((await catalog.listEntries({ prefix: 'list/a%b' })).map((e) => e.path)).toEqual(['list/a%b/2']);
+      const first = await catalog.listEntries({ prefix: 'list/', limit: 2 });
+      const second = await catalog.listEntries({ prefix: 'list/', limit: 2, after: first.at(-1)!.path });
+      expect([...first, ...second].map((e) => e.path)).toEqual(['list/a%b/2', 'list/aXb/3', 'list/a_b/1', 'list/z']);
+      expect(first[0]?.remote).toBe('lister');
+    });
+
     it_('removing a remote removes its entries', async () => {
       await catalog.addRemote({ name: 'gone' });
       await catalog.addEntries([{ path: 'gone/file', remote: 'gone', url: 'http://127.0.0.1:1/file' }]);

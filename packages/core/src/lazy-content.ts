@@ -541,7 +541,7 @@ export class LazyContent {
 }
 
 function catalogKeyOf(path: string): string {
-  return normalizePath(path.replace(/^\/+/, ''), 4096).key;
+  return normalizePath(path.replace(/^\/+/, ''), 4096, { decoded: true }).key;
 }
 
 /** The trusted proxies option as a BlockList (used as an allow list); a bad entry is an OptionsError. */

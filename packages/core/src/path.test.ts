@@ -55,6 +55,11 @@ describe('normalizePath', () => {
     expect(norm('a%20b/%C3%A9t%C3%A9.txt').key).toBe('a b/été.txt');
     expect(norm('a/%252e%252e/b').key).toBe('a/%2e%2e/b');
   });
+  it('takes % literally for a path that is decoded already (a catalog path)', () => {
+    expect(normalizePath('a%2e%2e/b%zz', 4096, { decoded: true }).key).toBe('a%2e%2e/b%zz');
+    expect(() => normalizePath('../x', 4096, { decoded: true })).toThrow(LazyContentError);
+  });
+
   it('refuses .. that climbs above the root, also when encoded', () => {
     expect(badPath('..')).toMatch(/escapes/);
     expect(badPath('a/../../b')).toMatch(/escapes/);

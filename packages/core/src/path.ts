@@ -26,11 +26,13 @@ export function stripPrefix(url: string, prefix: string): string | null {
  * The one place where a request path is decoded and checked, before it reaches a store, the catalog or a URL.
  * Percent-decoding happens once (so `%252e` stays `%2e`, a literal name); `.` and empty segments are dropped;
  * `..` removes the segment before it and may never climb above the prefix. Anything else odd is a 400.
+ * Catalog paths go through the same checks with `decoded: true`, so that both name a file the same way.
  */
-export function normalizePath(raw: string, maxLength: number): NormalizedPath {
+export function normalizePath(raw: string, maxLength: number, options: { decoded?: boolean } = {}): NormalizedPath {
   if (raw.length > maxLength) throw badPath('path too long');
   let decoded = raw;
-  if (raw.includes('%')) {
+  // `decoded`: the path is a plain name already (a catalog path), not a URL path: `%` is a character.
+  if (!options.decoded && raw.includes('%')) {
     try {
       decoded = decodeURIComponent(raw);
     } catch {

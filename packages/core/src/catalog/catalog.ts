@@ -68,7 +68,7 @@ function invalid(message: string): LazyContentError {
 export function catalogKey(path: string): string {
   let normalized;
   try {
-    normalized = normalizePath(path.replace(/^\/+/, ''), 4096);
+    normalized = normalizePath(path.replace(/^\/+/, ''), 4096, { decoded: true });
   } catch (err) {
     throw invalid(`catalog path ${JSON.stringify(path)} is not valid: ${(err as Error).message}`);
   }
@@ -232,6 +232,33 @@ export class Catalog {
   /** Records that a path is saved in the content store (or, with `null`, that it no longer is). */
   async markSaved(key: string, at: Date | null = new Date()): Promise<void> {
     await this.entries.update({ pathHash: pathHash(key) }, { savedAt: at === null ? null : at.getTime() });
+  }
+
+  /**
+   * Entries in path order, a page at a time, optionally below a path prefix (`repo/Packages/`), with their
+   * remote's name. For listing; not for the request path.
+   */
+  async listEntries(options: { prefix?: string; limit?: number; after?: string } = {}): Promise<Array<CatalogEntry & { remote: string }>> {
+    const limit = Math.max(1, Math.min(options.limit ?? 100, 10_000));
+    const pg = this.dataSource.options.type === 'postgres';
+    const params: unknown[] = [];
+    const p = () => (pg ? `$${params.length}` : '?');
+    const where: string[] = [];
+    if (options.prefix) {
+      params.push(`${options.prefix.replace(/^\/+/, '').replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+      where.push(`e."path" LIKE ${p()} ESCAPE '\\'`);
+    }
+    if (options.after !== undefined) {
+      params.push(options.after);
+      where.push(`e."path" > ${p()}`);
+    }
+    const rows = (await this.dataSource.query(
+      `SELECT e."id", e."path", e."remote_id", e."url", e."size", e."digest_algorithm", e."digest", e."content_type", e."priority", e."saved_at", e."max_age_ms", r."name" AS "remote"
+       FROM "${TABLE.entry}" e JOIN "${TABLE.remote}" r ON r."id" = e."remote_id"
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY e."path", e."priority", e."id" LIMIT ${limit}`,
+      params,
+    )) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({ ...entryFromSql(r), remote: String(r.remote) }));
   }
 
   /** Number of entries, for status output. */
