@@ -1,28 +1,83 @@
-// An Express app with its own routes and lazy-content below /content/.
-// Run from the repository root after `npm ci && npm run build`:  node examples/express/server.mjs
+// An Express app with routes of its own and lazy-content below /content/.
+// From the repository root, after `npm ci && npm run build`:
+//
+//   node examples/express/server.mjs
+//   UPSTREAM_URL=http://127.0.0.1:8081/file/ node examples/express/server.mjs   # catalog a Pulp file repository
+//
+// Environment: PORT (8080; 0 picks a free port), HOST (127.0.0.1), DATA_DIR (./.lazy-content), UPSTREAM_URL.
+import process from 'node:process';
 import express from 'express';
 import { lazyContent } from '@lazy-content/express';
 
 const port = Number(process.env.PORT ?? 8080);
 const host = process.env.HOST ?? '127.0.0.1';
 const dataDir = process.env.DATA_DIR ?? './.lazy-content';
+const upstreamUrl = process.env.UPSTREAM_URL;
+/** The remote's name, and the folder below /content/ where its files appear. */
+const REPOSITORY = 'demo-file';
+
+const content = lazyContent({ prefix: '/content/', dataDir });
 
 const app = express();
 app.get('/', (_req, res) => {
-  res.type('text').send('This is the app. Content lives below /content/.\n');
+  res.type('text').send(`An Express app. Content lives below /content/${upstreamUrl ? `; ${upstreamUrl} is at /content/${REPOSITORY}/` : ''}.\n`);
 });
-
-const content = lazyContent({ prefix: '/content/', dataDir });
+app.get('/health', async (_req, res) => {
+  try {
+    await (await content.lazyContent.catalog()).listRemotes();
+    res.json({ status: 'ok' });
+  } catch {
+    res.status(503).json({ status: 'catalog unavailable' });
+  }
+});
 app.use(content);
 
-const server = app.listen(port, host, () => {
-  console.log(`Express app with lazy-content on http://${host}:${port}/ (content folder: ${content.lazyContent.options.root})`);
+/**
+ * Registers `repoUrl` (a Pulp file repository) as a remote and catalogs each file its PULP_MANIFEST lists, so
+ * that /content/demo-file/<path> is fetched on first use. A stand-in: the importer library replaces this loop.
+ */
+async function importPulpManifest(lc, repoUrl) {
+  const base = repoUrl.endsWith('/') ? repoUrl : `${repoUrl}/`;
+  const res = await fetch(new URL('PULP_MANIFEST', base));
+  if (!res.ok) throw new Error(`GET ${base}PULP_MANIFEST answered ${res.status}`);
+  const catalog = await lc.catalog();
+  if (!(await catalog.getRemote(REPOSITORY))) await catalog.addRemote({ name: REPOSITORY });
+  const entries = [];
+  // One `relative/path,sha256,size` line per file.
+  for (const line of (await res.text()).split('\n')) {
+    const m = /^(.+),([0-9a-f]{64}),(\d+)$/.exec(line.trim());
+    if (!m) continue;
+    const [, file, sha256, size] = m;
+    entries.push({ path: `${REPOSITORY}/${file}`, remote: REPOSITORY, url: new URL(file, base).href, digest: sha256, size: Number(size) });
+  }
+  return (await lc.importEntries(entries)).entries;
+}
+
+if (upstreamUrl) {
+  try {
+    const n = await importPulpManifest(content.lazyContent, upstreamUrl);
+    console.log(`cataloged ${n} files of ${upstreamUrl} below /content/${REPOSITORY}/`);
+  } catch (err) {
+    console.error(`could not import ${upstreamUrl}: ${err.message}`);
+    await content.close();
+    process.exit(1);
+  }
+}
+
+const server = app.listen(port, host, async (err) => {
+  if (err) {
+    console.error(`could not listen on ${host}:${port}: ${err.message}`);
+    await content.close();
+    process.exit(1);
+  }
+  const { port: actual } = server.address();
+  console.log(`listening on http://${host.includes(':') ? `[${host}]` : host}:${actual}`);
 });
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
+  process.once(signal, async () => {
     server.close();
     server.closeAllConnections();
-    content.close().finally(() => process.exit(0));
+    await content.close();
   });
 }

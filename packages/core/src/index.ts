@@ -68,3 +68,17 @@ export { DatabaseSaveQueue } from './save/db-save-queue.js';
 export { SAVE_MARKER_HEADER, SaveWorker, type SaveWorkerEvents, type SaveWorkerSettings } from './save/save-worker.js';
 export type { ImportProgress } from './lazy-content.js';
 export { BullMqSaveQueue, type BullMqSaveQueueOptions } from './save/bullmq-save-queue.js';
+export {
+  importers,
+  importRepository,
+  importRepositoryDefaults,
+  type ImportRepositoryOptions,
+  type RepositoryImportProgress,
+  type RepositoryImportResult,
+  type RepositoryType,
+} from './importers/import-repository.js';
+export type { Importer, ImporterContext } from './importers/importer.js';
+export { MetadataClient, type FetchedFile, type MetadataClientSettings } from './importers/metadata-client.js';
+export { fileImporter } from './importers/file.js';
+export { yumImporter } from './importers/yum.js';
+export { entryPath } from './importers/paths.js';

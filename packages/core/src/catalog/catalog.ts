@@ -229,6 +229,27 @@ export class Catalog {
     return rows.filter((r) => r.path === key).map(entryFromSql);
   }
 
+  /**
+   * The entries of one remote whose paths start with `prefix` (a key prefix such as `demo/`; `''` for all of
+   * them), in one query: what an import compares the upstream with. Empty when there is no such remote.
+   */
+  async entriesUnder(remote: string, prefix: string): Promise<CatalogEntry[]> {
+    const row = await this.remotes.findOneBy({ name: remote });
+    if (!row) return [];
+    const postgres = this.dataSource.options.type === 'postgres';
+    let sql =
+      `SELECT "id", "path", "remote_id", "url", "size", "digest_algorithm", "digest", "content_type", "priority", "saved_at", "max_age_ms" ` +
+      `FROM "${TABLE.entry}" WHERE "remote_id" = ${postgres ? '$1' : '?'}`;
+    const params: unknown[] = [row.id];
+    if (prefix !== '') {
+      // substr, not LIKE: SQLite's LIKE ignores ASCII case. Both count characters (code points), not bytes.
+      sql += postgres ? ` AND substr("path", 1, $2::int) = $3` : ` AND substr("path", 1, ?) = ?`;
+      params.push([...prefix].length, prefix);
+    }
+    const rows = (await this.dataSource.query(sql, params)) as Array<Record<string, unknown>>;
+    return rows.map(entryFromSql);
+  }
+
   /** Records that a path is saved in the content store (or, with `null`, that it no longer is). */
   async markSaved(key: string, at: Date | null = new Date()): Promise<void> {
     await this.entries.update({ pathHash: pathHash(key) }, { savedAt: at === null ? null : at.getTime() });

@@ -49,6 +49,14 @@ export interface SaveWorkerDeps {
   onSaved?: (path: string) => void;
 }
 
+/** Where a save's bytes come from, what they must be, and what to release once they are written. */
+interface Bytes {
+  source: Readable;
+  expected: { size: number | null; algorithm: DigestAlgorithm; digest: string | null };
+  mtimeMs?: number;
+  release?: () => Promise<void>;
+}
+
 class Verifier extends Transform {
   private readonly hash;
   private bytes = 0;
@@ -195,11 +203,26 @@ export class SaveWorker extends EventEmitter<SaveWorkerEvents> {
    * worker both use it). Resolves with the size saved; rejects when the file could not be saved.
    */
   async save(path: string, signal?: AbortSignal): Promise<number> {
-    const { catalog, store, fills } = this.deps;
-    const entries = await catalog.lookup(path);
+    const entries = await this.deps.catalog.lookup(path);
     const entry = entries[0];
     if (!entry) throw new LazyContentError('NOT_FOUND', `${path} is no longer in the catalog`);
-    const { source, expected, mtimeMs } = await this.bytesOf(path, entries, signal);
+    const { source, expected, mtimeMs, release } = await this.bytesOf(path, entries, signal);
+    try {
+      return await this.write(path, source, expected, mtimeMs, signal);
+    } finally {
+      // A cached file's slice does not close the file when it ends: the file is released here, once.
+      await release?.();
+    }
+  }
+
+  private async write(
+    path: string,
+    source: Readable,
+    expected: { size: number | null; algorithm: DigestAlgorithm; digest: string | null },
+    mtimeMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<number> {
+    const { catalog, store, fills } = this.deps;
     if (source.errored) throw source.errored;
     const verifier = new Verifier(expected.size, expected.algorithm, expected.digest);
     // put() attaches its own listeners only after it has prepared the temp file; until then an error must
@@ -231,17 +254,13 @@ export class SaveWorker extends EventEmitter<SaveWorkerEvents> {
     path: string,
     entries: CatalogEntry[],
     signal: AbortSignal | undefined,
-  ): Promise<{ source: Readable; expected: { size: number | null; algorithm: DigestAlgorithm; digest: string | null }; mtimeMs?: number }> {
+  ): Promise<Bytes> {
     const found = await this.findBytes(path, entries, signal);
     found.source.on('error', () => undefined);
     return found;
   }
 
-  private async findBytes(
-    path: string,
-    entries: CatalogEntry[],
-    signal: AbortSignal | undefined,
-  ): Promise<{ source: Readable; expected: { size: number | null; algorithm: DigestAlgorithm; digest: string | null }; mtimeMs?: number }> {
+  private async findBytes(path: string, entries: CatalogEntry[], signal: AbortSignal | undefined): Promise<Bytes> {
     const { fills, catalog, links } = this.deps;
     const entry = entries[0]!;
     const fromCatalog = { size: entry.size, algorithm: entry.digestAlgorithm ?? 'sha256', digest: entry.digest };
@@ -249,10 +268,9 @@ export class SaveWorker extends EventEmitter<SaveWorkerEvents> {
     if (cached) {
       const r = cached.record;
       const source = cached.info.size === 0 ? Readable.from([]) : cached.slice(0, cached.info.size - 1);
-      source.once('close', () => void cached.close());
       // The catalog's expectations when it has them, else what the fill computed while downloading.
       const expected = entry.digest ? fromCatalog : { size: entry.size ?? r.size, algorithm: r.digestAlgorithm, digest: r.digest };
-      return { source, expected, mtimeMs: cached.info.mtimeMs };
+      return { source, expected, mtimeMs: cached.info.mtimeMs, release: () => cached.close() };
     }
     if (links) {
       // `links` points at the streamer's public URL: fetch like a client, marked so that it schedules nothing.
@@ -273,8 +291,7 @@ export class SaveWorker extends EventEmitter<SaveWorkerEvents> {
     if (acquired.kind === 'cached') {
       const file = acquired.file;
       const source = file.info.size === 0 ? Readable.from([]) : file.slice(0, file.info.size - 1);
-      source.once('close', () => void file.close());
-      return { source, expected: fromCatalog, mtimeMs: file.info.mtimeMs };
+      return { source, expected: fromCatalog, mtimeMs: file.info.mtimeMs, release: () => file.close() };
     }
     await acquired.fill.head;
     return { source: acquired.fill.createReader(), expected: fromCatalog };

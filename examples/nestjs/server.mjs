@@ -1,0 +1,96 @@
+// A NestJS app with a controller of its own and lazy-content below /content/, in plain JavaScript: the
+// decorators are applied as functions, which is what TypeScript's `@Decorator` syntax compiles to.
+// From the repository root, after `npm ci && npm run build`:
+//
+//   node examples/nestjs/server.mjs
+//   UPSTREAM_URL=http://127.0.0.1:8081/file/ node examples/nestjs/server.mjs   # catalog a Pulp file repository
+//
+// Environment: PORT (8080; 0 picks a free port), HOST (127.0.0.1), DATA_DIR (./.lazy-content), UPSTREAM_URL.
+import process from 'node:process';
+import { Controller, Get, Header, Inject, Module, ServiceUnavailableException } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { LazyContentModule, LazyContentService } from '@lazy-content/nestjs';
+
+const port = Number(process.env.PORT ?? 8080);
+const host = process.env.HOST ?? '127.0.0.1';
+const dataDir = process.env.DATA_DIR ?? './.lazy-content';
+const upstreamUrl = process.env.UPSTREAM_URL;
+/** The remote's name, and the folder below /content/ where its files appear. */
+const REPOSITORY = 'demo-file';
+
+/** `@decorator` on a method, applied by hand. */
+function decorate(cls, method, ...decorators) {
+  const descriptor = Object.getOwnPropertyDescriptor(cls.prototype, method);
+  for (const decorator of decorators) decorator(cls.prototype, method, descriptor);
+}
+
+// @Controller()
+class AppController {
+  // constructor(@Inject(LazyContentService) lazyContent)
+  constructor(lazyContent) {
+    this.lazyContent = lazyContent;
+  }
+
+  // @Get() @Header('Content-Type', 'text/plain; charset=utf-8')
+  index() {
+    return `A NestJS app. Content lives below /content/${upstreamUrl ? `; ${upstreamUrl} is at /content/${REPOSITORY}/` : ''}.\n`;
+  }
+
+  // @Get('health')
+  async health() {
+    try {
+      await (await this.lazyContent.catalog()).listRemotes();
+      return { status: 'ok' };
+    } catch {
+      throw new ServiceUnavailableException({ status: 'catalog unavailable' });
+    }
+  }
+}
+Controller()(AppController);
+Inject(LazyContentService)(AppController, undefined, 0);
+decorate(AppController, 'index', Get(), Header('Content-Type', 'text/plain; charset=utf-8'));
+decorate(AppController, 'health', Get('health'));
+
+// @Module({ imports: [LazyContentModule.forRoot({...})], controllers: [AppController] })
+class AppModule {}
+Module({ imports: [LazyContentModule.forRoot({ prefix: '/content/', dataDir })], controllers: [AppController] })(AppModule);
+
+/**
+ * Registers `repoUrl` (a Pulp file repository) as a remote and catalogs each file its PULP_MANIFEST lists, so
+ * that /content/demo-file/<path> is fetched on first use. A stand-in: the importer library replaces this loop.
+ */
+async function importPulpManifest(lc, repoUrl) {
+  const base = repoUrl.endsWith('/') ? repoUrl : `${repoUrl}/`;
+  const res = await fetch(new URL('PULP_MANIFEST', base));
+  if (!res.ok) throw new Error(`GET ${base}PULP_MANIFEST answered ${res.status}`);
+  const catalog = await lc.catalog();
+  if (!(await catalog.getRemote(REPOSITORY))) await catalog.addRemote({ name: REPOSITORY });
+  const entries = [];
+  // One `relative/path,sha256,size` line per file.
+  for (const line of (await res.text()).split('\n')) {
+    const m = /^(.+),([0-9a-f]{64}),(\d+)$/.exec(line.trim());
+    if (!m) continue;
+    const [, file, sha256, size] = m;
+    entries.push({ path: `${REPOSITORY}/${file}`, remote: REPOSITORY, url: new URL(file, base).href, digest: sha256, size: Number(size) });
+  }
+  return (await lc.importEntries(entries)).entries;
+}
+
+// forceCloseConnections: app.close() also ends idle keep-alive connections, so that the process can exit.
+const app = await NestFactory.create(AppModule, { forceCloseConnections: true });
+try {
+  if (upstreamUrl) {
+    const n = await importPulpManifest(app.get(LazyContentService).core, upstreamUrl);
+    console.log(`cataloged ${n} files of ${upstreamUrl} below /content/${REPOSITORY}/`);
+  }
+  await app.listen(port, host);
+} catch (err) {
+  console.error(upstreamUrl ? `could not start with ${upstreamUrl}: ${err.message}` : `could not start: ${err.message}`);
+  await app.close();
+  process.exit(1);
+}
+console.log(`listening on http://${host.includes(':') ? `[${host}]` : host}:${app.getHttpServer().address().port}`);
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => void app.close());
+}
