@@ -6,6 +6,7 @@
 //
 // Environment: PORT (8080; 0 picks a free port), HOST (127.0.0.1), DATA_DIR (./.lazy-content), UPSTREAM_URL.
 import process from 'node:process';
+import { importRepository } from '@lazy-content/core';
 import Koa from 'koa';
 import { lazyContent } from '@lazy-content/koa';
 
@@ -44,30 +45,15 @@ app.on('error', (err) => {
   if (!CLIENT_WENT_AWAY.has(err.code)) console.error(err);
 });
 
-/**
- * Registers `repoUrl` (a Pulp file repository) as a remote and catalogs each file its PULP_MANIFEST lists, so
- * that /content/demo-file/<path> is fetched on first use. A stand-in: the importer library replaces this loop.
- */
-async function importPulpManifest(lc, repoUrl) {
-  const base = repoUrl.endsWith('/') ? repoUrl : `${repoUrl}/`;
-  const res = await fetch(new URL('PULP_MANIFEST', base));
-  if (!res.ok) throw new Error(`GET ${base}PULP_MANIFEST answered ${res.status}`);
-  const catalog = await lc.catalog();
-  if (!(await catalog.getRemote(REPOSITORY))) await catalog.addRemote({ name: REPOSITORY });
-  const entries = [];
-  // One `relative/path,sha256,size` line per file.
-  for (const line of (await res.text()).split('\n')) {
-    const m = /^(.+),([0-9a-f]{64}),(\d+)$/.exec(line.trim());
-    if (!m) continue;
-    const [, file, sha256, size] = m;
-    entries.push({ path: `${REPOSITORY}/${file}`, remote: REPOSITORY, url: new URL(file, base).href, digest: sha256, size: Number(size) });
-  }
-  return (await lc.importEntries(entries)).entries;
+/** Catalogs the Pulp file repository at `repoUrl` below /content/demo-file/: its files are fetched on first use. */
+async function importDemoRepository(lc, repoUrl) {
+  const result = await importRepository(lc, { url: repoUrl, type: 'file', prefix: `${REPOSITORY}/`, remote: REPOSITORY });
+  return result.total;
 }
 
 if (upstreamUrl) {
   try {
-    const n = await importPulpManifest(content.lazyContent, upstreamUrl);
+    const n = await importDemoRepository(content.lazyContent, upstreamUrl);
     console.log(`cataloged ${n} files of ${upstreamUrl} below /content/${REPOSITORY}/`);
   } catch (err) {
     console.error(`could not import ${upstreamUrl}: ${err.message}`);

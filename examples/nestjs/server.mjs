@@ -7,6 +7,7 @@
 //
 // Environment: PORT (8080; 0 picks a free port), HOST (127.0.0.1), DATA_DIR (./.lazy-content), UPSTREAM_URL.
 import process from 'node:process';
+import { importRepository } from '@lazy-content/core';
 import { Controller, Get, Header, Inject, Module, ServiceUnavailableException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { LazyContentModule, LazyContentService } from '@lazy-content/nestjs';
@@ -55,32 +56,17 @@ decorate(AppController, 'health', Get('health'));
 class AppModule {}
 Module({ imports: [LazyContentModule.forRoot({ prefix: '/content/', dataDir })], controllers: [AppController] })(AppModule);
 
-/**
- * Registers `repoUrl` (a Pulp file repository) as a remote and catalogs each file its PULP_MANIFEST lists, so
- * that /content/demo-file/<path> is fetched on first use. A stand-in: the importer library replaces this loop.
- */
-async function importPulpManifest(lc, repoUrl) {
-  const base = repoUrl.endsWith('/') ? repoUrl : `${repoUrl}/`;
-  const res = await fetch(new URL('PULP_MANIFEST', base));
-  if (!res.ok) throw new Error(`GET ${base}PULP_MANIFEST answered ${res.status}`);
-  const catalog = await lc.catalog();
-  if (!(await catalog.getRemote(REPOSITORY))) await catalog.addRemote({ name: REPOSITORY });
-  const entries = [];
-  // One `relative/path,sha256,size` line per file.
-  for (const line of (await res.text()).split('\n')) {
-    const m = /^(.+),([0-9a-f]{64}),(\d+)$/.exec(line.trim());
-    if (!m) continue;
-    const [, file, sha256, size] = m;
-    entries.push({ path: `${REPOSITORY}/${file}`, remote: REPOSITORY, url: new URL(file, base).href, digest: sha256, size: Number(size) });
-  }
-  return (await lc.importEntries(entries)).entries;
+/** Catalogs the Pulp file repository at `repoUrl` below /content/demo-file/: its files are fetched on first use. */
+async function importDemoRepository(lc, repoUrl) {
+  const result = await importRepository(lc, { url: repoUrl, type: 'file', prefix: `${REPOSITORY}/`, remote: REPOSITORY });
+  return result.total;
 }
 
 // forceCloseConnections: app.close() also ends idle keep-alive connections, so that the process can exit.
 const app = await NestFactory.create(AppModule, { forceCloseConnections: true });
 try {
   if (upstreamUrl) {
-    const n = await importPulpManifest(app.get(LazyContentService).core, upstreamUrl);
+    const n = await importDemoRepository(app.get(LazyContentService).core, upstreamUrl);
     console.log(`cataloged ${n} files of ${upstreamUrl} below /content/${REPOSITORY}/`);
   }
   await app.listen(port, host);
