@@ -1,0 +1,57 @@
+// lazy-content under test in the fan-out benchmark: Express 5 + @lazy-content/express with default prefixes
+// (content /content/, streamer /_lazy/stream/), a fresh data folder, and one catalog entry for the origin's
+// file, registered before listening.
+//
+//   node bench/fanout/lazy-express.mjs --data-dir DIR --origin-port N --size BYTES [--digest SHA256_HEX] [--port N]
+//
+// Prints "ready <port>" once listening. Without --digest the entry has a size but no digest. SIGTERM/SIGINT
+// close the server and exit normally, so that `node --cpu-prof` writes its profile.
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+import express from 'express';
+import { lazyContent } from '@lazy-content/express';
+
+const { values } = parseArgs({
+  options: {
+    'data-dir': { type: 'string' },
+    'origin-port': { type: 'string' },
+    size: { type: 'string' },
+    digest: { type: 'string' },
+    port: { type: 'string' },
+  },
+});
+const fail = (message) => {
+  process.stderr.write(`lazy-express: ${message}\n`);
+  process.exit(2);
+};
+const dataDir = values['data-dir'] ?? fail('missing --data-dir');
+const originPort = Number(values['origin-port'] ?? fail('missing --origin-port'));
+const size = Number(values.size ?? fail('missing --size'));
+
+const handler = lazyContent({ dataDir, logger: false });
+const catalog = await handler.lazyContent.catalog();
+await catalog.addRemote({ name: 'origin' });
+await catalog.addEntries([
+  {
+    path: `bench/file-${size}.bin`,
+    remote: 'origin',
+    url: `http://127.0.0.1:${originPort}/file-${size}.bin`,
+    size,
+    ...(values.digest ? { digest: values.digest } : {}),
+  },
+]);
+
+const app = express();
+app.use(handler);
+const server = createServer(app);
+server.on('error', (err) => fail(`listen failed: ${err.message}`));
+server.listen(Number(values.port ?? 0), '127.0.0.1', () => process.stdout.write(`ready ${server.address().port}\n`));
+
+const stop = () => {
+  setTimeout(() => process.exit(0), 3000).unref();
+  server.closeAllConnections();
+  server.close();
+  handler.close().finally(() => process.exit(0));
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
