@@ -19,6 +19,10 @@
 // Each server runs alone in its own child process (bench/servers/<name>.mjs), on 127.0.0.1 with a port the
 // kernel chooses, and is stopped before the next one starts. Every step is bounded in time; children are
 // killed (their whole process group) on exit, on SIGINT/SIGTERM and on errors.
+//
+// Other benchmarks (bench/entitlement.mjs) import the helpers exported here (children, quiet-machine wait,
+// measurement with retries, wrk, servers, machine description); the benchmark itself runs only when this
+// file is the program (`node bench/serve.mjs`).
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -28,17 +32,17 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-const SECONDS = positiveNumber('BENCH_SECONDS', 10);
-const WARMUP = positiveNumber('BENCH_WARMUP', 2, true);
-const ROUNDS = positiveNumber('BENCH_ROUNDS', 1);
-const QUIET_WAIT = positiveNumber('BENCH_QUIET_WAIT', 60, true);
+export const SECONDS = positiveNumber('BENCH_SECONDS', 10);
+export const WARMUP = positiveNumber('BENCH_WARMUP', 2, true);
+export const ROUNDS = positiveNumber('BENCH_ROUNDS', 1);
+export const QUIET_WAIT = positiveNumber('BENCH_QUIET_WAIT', 60, true);
 /** Other processes using more CPU than this (in CPUs) before a measurement: wait, then warn. */
 const QUIET_CPUS = 0.15;
 /** Other processes using more than this (in CPUs) during a measurement: it is disturbed, and done again. */
 const DISTURBED_CPUS = 0.25;
-const RETRIES = positiveNumber('BENCH_RETRIES', 2, true);
-const THREADS = 1;
-const CONNECTIONS = 50;
+export const RETRIES = positiveNumber('BENCH_RETRIES', 2, true);
+export const THREADS = 1;
+export const CONNECTIONS = 50;
 const WRK = 'wrk';
 const WRK_SCRIPT = path.join(here, 'wrk-report.lua');
 const START_TIMEOUT_MS = 30_000;
@@ -62,7 +66,7 @@ const SERVERS = [
 const GOAL_SMALL = 1.5;
 const GOAL_LARGE = 0.9;
 
-function positiveNumber(name, fallback, zeroOk = false) {
+export function positiveNumber(name, fallback, zeroOk = false) {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
@@ -78,7 +82,7 @@ function positiveNumber(name, fallback, zeroOk = false) {
 const children = new Set();
 let tmpDir;
 
-function killChild(child, signal) {
+export function killChild(child, signal) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   try {
     if (child.groupLeader) process.kill(-child.pid, signal);
@@ -110,7 +114,7 @@ for (const [signal, code] of [
   });
 }
 
-function track(child, groupLeader) {
+export function track(child, groupLeader) {
   child.groupLeader = groupLeader;
   children.add(child);
   child.once('exit', () => {
@@ -127,16 +131,16 @@ function track(child, groupLeader) {
   return child;
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const median = (xs) => {
+export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 };
 
 /** Busy and total jiffies of the whole machine, from /proc/stat; null where there is none. */
-function cpuTimes() {
+export function cpuTimes() {
   try {
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     const idle = f[3] + (f[4] ?? 0);
@@ -148,7 +152,7 @@ function cpuTimes() {
 }
 
 /** CPUs in use over `ms` by everything on the machine (call it while our own processes are idle). */
-async function machineLoad(ms = 1000) {
+export async function machineLoad(ms = 1000) {
   const a = cpuTimes();
   await sleep(ms);
   const b = cpuTimes();
@@ -161,7 +165,7 @@ async function machineLoad(ms = 1000) {
  * of the machine to go quiet, so that another job's load is not measured as this server's slowness.
  * Returns the load last seen, in CPUs.
  */
-async function waitQuiet() {
+export async function waitQuiet() {
   const deadline = Date.now() + QUIET_WAIT * 1000;
   let load = await machineLoad();
   let told = false;
@@ -177,13 +181,24 @@ async function waitQuiet() {
 }
 
 /** CPU ticks used so far by this process and its reaped children (wrk) and by the server's process group. */
-function ourTicks(groupId) {
-  const ticks = (stat, withChildren) => {
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const n = Number(f[11]) + Number(f[12]); // utime + stime
-    return withChildren ? n + Number(f[13]) + Number(f[14]) : n; // + cutime + cstime
-  };
+/** CPU ticks (utime + stime, and with `withChildren` those of reaped children) from a /proc/<pid>/stat text. */
+function ticks(stat, withChildren) {
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const n = Number(f[11]) + Number(f[12]); // utime + stime
+  return withChildren ? n + Number(f[13]) + Number(f[14]) : n; // + cutime + cstime
+}
+
+/** CPU ticks used so far by one process (all its threads); null when it cannot be read. */
+export function processTicks(pid) {
+  try {
+    return ticks(readFileSync(`/proc/${pid}/stat`, 'utf8'), false);
+  } catch {
+    return null;
+  }
+}
+
+export function ourTicks(groupId) {
   let sum = ticks(readFileSync('/proc/self/stat', 'utf8'), true);
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -198,7 +213,7 @@ function ourTicks(groupId) {
   return sum;
 }
 
-function loadMark(groupId) {
+export function loadMark(groupId) {
   const machine = cpuTimes();
   if (!machine) return null;
   try {
@@ -212,7 +227,7 @@ function loadMark(groupId) {
  * CPUs used by processes other than ours (this runner, wrk, the server's process group) since `mark`: the
  * machine's busy time less ours. Softirq work that the kernel does for our own sockets may count a little.
  */
-function otherLoadSince(mark, groupId) {
+export function otherLoadSince(mark, groupId) {
   if (!mark) return null;
   const machine = cpuTimes();
   let ours;
@@ -227,9 +242,9 @@ function otherLoadSince(mark, groupId) {
   return Math.max(0, (other / total) * os.cpus().length);
 }
 
-const isDisturbed = (run) => (run.otherCpusDuring ?? 0) > DISTURBED_CPUS;
+export const isDisturbed = (run) => (run.otherCpusDuring ?? 0) > DISTURBED_CPUS;
 
-function withTimeout(promise, ms, what) {
+export function withTimeout(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
@@ -268,12 +283,18 @@ function makeFiles() {
 // ---------------------------------------------------------------------------------------------------------
 // A server.
 
-async function startServer(server, root) {
+/**
+ * Starts bench/servers/<server.name>.mjs in its own process group; `server.args` are appended to its
+ * arguments, `server.nodeArgs` (e.g. ['--cpu-prof']) go to node before the script.
+ */
+export async function startServer(server, root) {
   const script = path.join(here, 'servers', `${server.name}.mjs`);
+  const argv = [...(server.nodeArgs ?? []), script, '--port', '0', '--host', '127.0.0.1', '--root', root, ...(server.args ?? [])];
   const child = track(
-    spawn(process.execPath, [script, '--port', '0', '--host', '127.0.0.1', '--root', root], {
+    spawn(process.execPath, argv, {
       // lazy-content's dataDir defaults to ./.lazy-content: keep it in the temporary folder, not the work tree.
       cwd: path.dirname(root),
+      env: { ...process.env, BENCH_TMP: path.dirname(root) },
       detached: true, // its own process group, so that nginx's workers go with it
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -308,7 +329,7 @@ async function startServer(server, root) {
   return { child, port, stderr: () => stderr };
 }
 
-async function stopServer(child) {
+export async function stopServer(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   killChild(child, 'SIGTERM');
@@ -318,7 +339,7 @@ async function stopServer(child) {
 }
 
 /** One plain GET per file before any load: right status, right length, right bytes. */
-async function verify(url, expectedSize, expectedDigest) {
+export async function verify(url, expectedSize, expectedDigest) {
   const res = await withTimeout(fetch(url), VERIFY_TIMEOUT_MS, `GET ${url}`);
   if (res.status !== 200) throw new Error(`GET ${url}: status ${res.status}, expected 200`);
   const hash = createHash('sha256');
@@ -341,12 +362,13 @@ async function verify(url, expectedSize, expectedDigest) {
 // ---------------------------------------------------------------------------------------------------------
 // wrk.
 
-function wrkArgs(seconds, url) {
-  return [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '30s', '-s', WRK_SCRIPT, url];
+/** `extra`: more wrk arguments, put before the URL (e.g. ['-H', 'x-client-cert: …']). */
+export function wrkArgs(seconds, url, extra = []) {
+  return [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '30s', '-s', WRK_SCRIPT, ...extra, url];
 }
 
-function runWrk(seconds, url) {
-  const args = wrkArgs(seconds, url);
+export function runWrk(seconds, url, extra = []) {
+  const args = wrkArgs(seconds, url, extra);
   return new Promise((resolve, reject) => {
     const child = track(spawn(WRK, args, { stdio: ['ignore', 'pipe', 'pipe'] }), false);
     let out = '';
@@ -356,7 +378,7 @@ function runWrk(seconds, url) {
     const limit = setTimeout(
       () => {
         killChild(child, 'SIGKILL');
-        reject(new Error(`wrk ${args.join(' ')} did not finish within ${seconds + 30} s`));
+        reject(new Error(`wrk ${shortArgs(args)} did not finish within ${seconds + 30} s`));
       },
       (seconds + 30) * 1000,
     );
@@ -368,7 +390,7 @@ function runWrk(seconds, url) {
       clearTimeout(limit);
       const m = /^WRK_REPORT (\{.*\})$/m.exec(out);
       if (code !== 0 || !m) {
-        reject(new Error(`wrk ${args.join(' ')} failed (exit ${code}):\n${out}${err}`));
+        reject(new Error(`wrk ${shortArgs(args)} failed (exit ${code}):\n${out}${err}`));
         return;
       }
       const r = JSON.parse(m[1]);
@@ -385,10 +407,46 @@ function runWrk(seconds, url) {
   });
 }
 
+/** wrk's arguments for a message, long ones (a certificate in a header) shortened. */
+const shortArgs = (args) => args.map((a) => (a.length > 200 ? `${a.slice(0, 60)}…(${a.length} chars)` : a)).join(' ');
+
+// ---------------------------------------------------------------------------------------------------------
+// One measurement on a quiet machine, done again when other processes disturbed it.
+
+/**
+ * Waits for a quiet machine, runs `run()` (which resolves to an object), notes how much CPU other processes
+ * used meanwhile (processes other than this runner, its reaped children such as wrk, and the process group
+ * `groupId` of the server), and runs it again, up to BENCH_RETRIES times, while that was above 0.25 CPU;
+ * returns the least disturbed attempt, with `otherCpusBefore`, `otherCpusDuring` and `attempt` set.
+ * `check(result)` may throw to stop the benchmark (wrong answers); `describe(result)` is the line printed for
+ * every attempt (the other load is appended).
+ */
+export async function measureQuietly({ groupId, run, check = () => {}, describe }) {
+  let r;
+  for (let attempt = 0; ; attempt++) {
+    const before = await waitQuiet();
+    const mark = loadMark(groupId);
+    const result = await run();
+    check(result);
+    result.otherCpusBefore = before;
+    result.otherCpusDuring = otherLoadSince(mark, groupId);
+    result.attempt = attempt + 1;
+    const other = result.otherCpusDuring === null ? '' : `  other load ${result.otherCpusDuring.toFixed(2)} CPU`;
+    console.log(`${describe(result)}${other}`);
+    if (!r || (result.otherCpusDuring ?? 0) < (r.otherCpusDuring ?? 0)) r = result;
+    if (!isDisturbed(result) || attempt >= RETRIES) break;
+    console.log(`  (disturbed by other processes: measuring again, ${RETRIES - attempt} attempt(s) left)`);
+  }
+  if (r.attempt > 1 || isDisturbed(r)) {
+    console.log(`  kept attempt ${r.attempt}${isDisturbed(r) ? ' (STILL DISTURBED by other processes)' : ''}`);
+  }
+  return r;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Output.
 
-function machine() {
+export function machine() {
   const cpus = os.cpus();
   const wrkVersion = (spawnSync(WRK, ['-v'], { encoding: 'utf8', timeout: 5000 }).stdout || '').split('\n')[0].trim();
   const nginx = spawnSync(process.env.NGINX ?? '/usr/sbin/nginx', ['-v'], { encoding: 'utf8', timeout: 5000 });
@@ -409,8 +467,8 @@ function machine() {
   };
 }
 
-const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
-const fmtRatio = (n) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
+export const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
+export const fmtRatio = (n) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
 
 function table(results, baseline) {
   const head = ['server', '4 KiB req/s', 'ratio vs express.static', '64 MiB GB/s', 'ratio vs express.static', '64 MiB req/s'];
@@ -481,38 +539,30 @@ async function main() {
         const measured = {};
         for (const file of [SMALL, LARGE]) {
           if (WARMUP > 0) await runWrk(WARMUP, url(file));
-          let r;
-          for (let attempt = 0; ; attempt++) {
-            const before = await waitQuiet();
-            const mark = loadMark(child.pid);
-            const run = await runWrk(SECONDS, url(file));
-            if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${server.name} died during the run`);
-            if (run.status_errors !== 0) {
-              throw new Error(`${server.name} ${file.label}: ${run.status_errors} non-2xx/3xx responses under load:\n${run.text}`);
-            }
-            // A short run may end before any 64 MiB response completes; bytes received still count.
-            if (run.bytes === 0 || (file === SMALL && run.requests === 0)) {
-              throw new Error(`${server.name} ${file.label}: nothing received under load:\n${run.text}`);
-            }
-            run.otherCpusBefore = before;
-            run.otherCpusDuring = otherLoadSince(mark, child.pid);
-            run.attempt = attempt + 1;
-            const errs = run.socketErrors
-              ? `, socket errors: connect ${run.connect_errors} read ${run.read_errors} write ${run.write_errors}`
-              : '';
-            const other = run.otherCpusDuring === null ? '' : `  other load ${run.otherCpusDuring.toFixed(2)} CPU`;
-            console.log(
-              `  ${file.label.padEnd(6)} ${fmtInt(run.reqPerSec).padStart(8)} req/s  ${run.gbPerSec.toFixed(3)} GB/s  ` +
+          const r = await measureQuietly({
+            groupId: child.pid,
+            run: () => runWrk(SECONDS, url(file)),
+            check: (run) => {
+              if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${server.name} died during the run`);
+              if (run.status_errors !== 0) {
+                throw new Error(`${server.name} ${file.label}: ${run.status_errors} non-2xx/3xx responses under load:\n${run.text}`);
+              }
+              // A short run may end before any 64 MiB response completes; bytes received still count.
+              if (run.bytes === 0 || (file === SMALL && run.requests === 0)) {
+                throw new Error(`${server.name} ${file.label}: nothing received under load:\n${run.text}`);
+              }
+            },
+            describe: (run) => {
+              const errs = run.socketErrors
+                ? `, socket errors: connect ${run.connect_errors} read ${run.read_errors} write ${run.write_errors}`
+                : '';
+              return (
+                `  ${file.label.padEnd(6)} ${fmtInt(run.reqPerSec).padStart(8)} req/s  ${run.gbPerSec.toFixed(3)} GB/s  ` +
                 `${run.requests} requests in ${run.seconds.toFixed(2)} s  p50 ${(run.latency_p50_us / 1000).toFixed(2)} ms  ` +
-                `p99 ${(run.latency_p99_us / 1000).toFixed(2)} ms  non-2xx/3xx 0${errs}${other}`,
-            );
-            if (!r || (run.otherCpusDuring ?? 0) < (r.otherCpusDuring ?? 0)) r = run;
-            if (!isDisturbed(run) || attempt >= RETRIES) break;
-            console.log(`  (disturbed by other processes: measuring again, ${RETRIES - attempt} attempt(s) left)`);
-          }
-          if (r.attempt > 1 || isDisturbed(r)) {
-            console.log(`  kept attempt ${r.attempt}${isDisturbed(r) ? ' (STILL DISTURBED by other processes)' : ''}`);
-          }
+                `p99 ${(run.latency_p99_us / 1000).toFixed(2)} ms  non-2xx/3xx 0${errs}`
+              );
+            },
+          });
           measured[file === SMALL ? 'small' : 'large'] = r;
         }
         measuredRound[server.name] = measured;
@@ -581,14 +631,19 @@ async function main() {
   }
 }
 
-main().then(
-  () => {
-    cleanupSync();
-    process.exit(0);
-  },
-  (err) => {
-    process.stderr.write(`bench: ${err.stack ?? err}\n`);
-    cleanupSync();
-    process.exit(1);
-  },
-);
+/** Runs `main` as the program: exit 0 once done, 1 with the stack on a failure; children killed either way. */
+export function runMain(main, name = 'bench') {
+  main().then(
+    () => {
+      cleanupSync();
+      process.exit(0);
+    },
+    (err) => {
+      process.stderr.write(`${name}: ${err.stack ?? err}\n`);
+      cleanupSync();
+      process.exit(1);
+    },
+  );
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) runMain(main);

@@ -7,9 +7,11 @@
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 
-export function serverArgs() {
+/** `extra`: more parseArgs options of one server (e.g. `{ protect: { type: 'string' } }`), returned in `values`. */
+export function serverArgs(extra = {}) {
   const { values } = parseArgs({
     options: {
+      ...extra,
       port: { type: 'string' },
       root: { type: 'string' },
       host: { type: 'string' },
@@ -21,7 +23,7 @@ export function serverArgs() {
   const host = values.host ?? process.env.HOST ?? '127.0.0.1';
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`bad port: ${values.port ?? process.env.PORT}`);
   if (!root) fail('missing --root DIR (or ROOT=DIR): the folder of files to serve');
-  return { port, root: path.resolve(root), host };
+  return { port, root: path.resolve(root), host, values };
 }
 
 export function fail(message) {

@@ -35,7 +35,8 @@ function answers(port, host) {
 }
 
 const port = args.port || (await freePort(args.host));
-const dir = mkdtempSync(path.join(tmpdir(), 'lazy-content-bench-nginx-'));
+// BENCH_TMP: a folder the caller removes, so that nothing is left behind even if this process is SIGKILLed.
+const dir = mkdtempSync(path.join(process.env.BENCH_TMP ?? tmpdir(), 'lazy-content-bench-nginx-'));
 const p = (name) => path.join(dir, name);
 const root = args.root.endsWith('/') ? args.root : `${args.root}/`;
 // Workers of a root master run as another user unless told otherwise; they must be able to read ROOT.
