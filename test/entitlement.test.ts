@@ -40,7 +40,7 @@ function get(
   base: string,
   p: string,
   options: { identity?: Identity; headers?: Record<string, string>; from?: string } = {},
-): Promise<{ status: number; body: string }> {
+): Promise<{ status: number; body: string; cacheControl?: string | undefined }> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       `${base}${p}`,
@@ -57,7 +57,7 @@ function get(
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, cacheControl: res.headers['cache-control'] }));
       },
     );
     req.on('error', reject);
@@ -102,7 +102,10 @@ for (const [name, factory] of adapters) {
     const c = (p: string) => `/content${p}`;
 
     it('v3 entitlement on the TLS socket: entitled paths served, others refused', async () => {
-      expect((await get(app.url, c(saved[0]!), { identity: v3 })).status).toBe(200);
+      const ok = await get(app.url, c(saved[0]!), { identity: v3 });
+      expect(ok.status).toBe(200);
+      // Entitled content is never for shared caches.
+      expect(ok.cacheControl).toBe('private, max-age=0');
       expect((await get(app.url, c(saved[1]!), { identity: v3 })).status).toBe(200);
       const shorter = await get(app.url, c(`${ORG}/content/dist/rhel8`), { identity: v3 });
       expect(shorter.status).toBe(403);

@@ -336,6 +336,10 @@ export class LazyContent {
     const refused = await this.entitlementRefusal(req, key);
     if (refused) return refused;
     if (directory) return this.notFound();
+    return this.privateIfProtected(key, await this.contentOf(req, key));
+  }
+
+  private async contentOf(req: ContentRequest, key: string): Promise<Outcome> {
     const meta = await this.files.get(key);
     if (meta) return this.serveSaved(req, meta);
     const { entries, links } = await this.lookup(key);
@@ -356,10 +360,23 @@ export class LazyContent {
     links.verify(key, new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1)), req.remoteAddress);
     // A save may have landed between the redirect and this request.
     const meta = await this.files.get(key);
-    if (meta) return this.serveSaved(req, meta);
+    if (meta) return this.privateIfProtected(key, await this.serveSaved(req, meta));
     const { entries } = await this.lookup(key);
     if (entries.length === 0) throw new LazyContentError('NOT_FOUND', 'Not found');
-    return this.stream(req, key, entries);
+    return this.privateIfProtected(key, await this.stream(req, key, entries));
+  }
+
+  /**
+   * Entitled content must not be kept by shared caches (a proxy would hand it to clients without a
+   * certificate): a protected path's response says `private` instead of `public`.
+   */
+  private privateIfProtected(key: string, outcome: Outcome): Outcome {
+    if (!this.guard || (outcome.kind !== 'file' && outcome.kind !== 'stream')) return outcome;
+    if (this.guard.ruleFor(`/${key}`) === undefined) return outcome;
+    const current = outcome.headers['cache-control'];
+    const directives = typeof current === 'string' ? current.split(',').map((d) => d.trim()).filter((d) => d && d !== 'public') : [];
+    outcome.headers['cache-control'] = ['private', ...directives].join(', ');
+    return outcome;
   }
 
   /**
