@@ -164,6 +164,33 @@ for (const [name, factory] of adapters) {
       expect(spoofed.body).toMatch(/no client certificate/);
     });
 
+    it('judges each request of one keep-alive proxy connection by its own forwarded certificate', async () => {
+      // A proxy multiplexes many clients over one upstream connection: what one request forwarded must never
+      // decide for the next.
+      const agent = new https.Agent({ keepAlive: true, maxSockets: 1, localAddress: '127.0.0.2', rejectUnauthorized: false });
+      const sockets = new Set<unknown>();
+      const send = (header: string | undefined) =>
+        new Promise<number>((resolve, reject) => {
+          const req = https.request(`${app.url}${c(saved[0]!)}`, { agent, headers: header === undefined ? {} : { 'x-client-cert': header } }, (res) => {
+            sockets.add(res.socket);
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      try {
+        const good = encodeURIComponent(fixture('rhsm/v3/5527980418107729172.pem'));
+        const notEntitled = encodeURIComponent(fixture('rhsm/v3/4260035510644027985.pem'));
+        const statuses = [];
+        for (const header of [good, good, notEntitled, undefined, good, 'garbage', good]) statuses.push(await send(header));
+        expect(statuses).toEqual([200, 200, 403, 403, 200, 403, 200]);
+        expect(sockets.size).toBe(1);
+      } finally {
+        agent.destroy();
+      }
+    });
+
     it('checks again on the streamer side: a signed link does not replace a certificate', async () => {
       const links = new StreamerLinks(new HmacUrlSigner(Buffer.from(SECRET)), { prefix: '/_lazy/stream/', expiresInSeconds: 90, bindClientAddress: false });
       const link = links.create(saved[0]!.slice(1), undefined);

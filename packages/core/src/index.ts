@@ -49,6 +49,7 @@ export {
   x509Policy,
   type Allowed,
   type CertificateInput,
+  type CheckOptions,
   type Denied,
   type DenyReason,
   type EntitlementCallback,
@@ -56,6 +57,7 @@ export {
   type EntitlementPolicy,
   type EntitlementRule,
   type ParsedCertificate,
+  type Protection,
   type Verdict,
 } from './entitlement/index.js';
 export { DiskCache, type CacheRecord, type DiskCacheOptions } from './cache/disk-cache.js';

@@ -1,6 +1,8 @@
 import { BlockList, isIP } from 'node:net';
+import { LRUCache } from 'lru-cache';
 import * as path from 'node:path';
-import { EntitlementGuard, type EntitlementGuardOptions } from './entitlement/guard.js';
+import { EntitlementGuard, type EntitlementGuardOptions, type Protection } from './entitlement/guard.js';
+import type { Verdict } from './entitlement/verdict.js';
 import { DatabaseSaveQueue } from './save/db-save-queue.js';
 import type { SaveQueue } from './save/save-queue.js';
 import { SAVE_MARKER_HEADER, SaveWorker } from './save/save-worker.js';
@@ -74,6 +76,8 @@ export class LazyContent {
   /** Access control by client certificate; null when no path is protected. */
   readonly guard: EntitlementGuard | null;
   private readonly trustedProxies: BlockList;
+  /** Whether an address is a trusted proxy, by address: the same few proxies ask again and again. */
+  private readonly proxyVerdicts = new LRUCache<string, boolean>({ max: 1024 });
   private readonly certificateHeader: string;
   /** Paths whose running fill was started by a save worker's own request: its completion schedules nothing. */
   private readonly unscheduled = new Set<string>();
@@ -333,10 +337,16 @@ export class LazyContent {
   /** Seed steps 2 to 6: saved → served; in the catalog → redirect to the streamer; neither → 404 or pass. */
   private async handleContent(req: ContentRequest, rest: string): Promise<Outcome> {
     const { key, directory } = normalizePath(rest, this.options.maxPathLength);
-    const refused = await this.entitlementRefusal(req, key);
-    if (refused) return refused;
+    const protection = this.guard?.protectionOf(`/${key}`);
+    if (protection) {
+      // Awaited only when the guard has to wait (a certificate not decoded yet, a callback policy).
+      let refused = this.entitlementRefusal(req, protection, key);
+      if (refused instanceof Promise) refused = await refused;
+      if (refused) return refused;
+    }
     if (directory) return this.notFound();
-    return this.privateIfProtected(key, await this.contentOf(req, key));
+    const outcome = await this.contentOf(req, key);
+    return protection ? privateOutcome(outcome) : outcome;
   }
 
   private async contentOf(req: ContentRequest, key: string): Promise<Outcome> {
@@ -352,52 +362,58 @@ export class LazyContent {
   private async handleStreamer(req: ContentRequest, rest: string): Promise<Outcome> {
     const { key, directory } = normalizePath(rest, this.options.maxPathLength);
     // The same check as on the content side: a signed link does not stand in for a certificate.
-    const refused = await this.entitlementRefusal(req, key);
-    if (refused) return refused;
+    const protection = this.guard?.protectionOf(`/${key}`);
+    if (protection) {
+      // Awaited only when the guard has to wait (a certificate not decoded yet, a callback policy).
+      let refused = this.entitlementRefusal(req, protection, key);
+      if (refused instanceof Promise) refused = await refused;
+      if (refused) return refused;
+    }
     if (directory) throw new LazyContentError('NOT_FOUND', 'Not found');
     const q = req.url.indexOf('?');
     const { links } = await this.readyOr503();
     links.verify(key, new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1)), req.remoteAddress);
     // A save may have landed between the redirect and this request.
     const meta = await this.files.get(key);
-    if (meta) return this.privateIfProtected(key, await this.serveSaved(req, meta));
-    const { entries } = await this.lookup(key);
-    if (entries.length === 0) throw new LazyContentError('NOT_FOUND', 'Not found');
-    return this.privateIfProtected(key, await this.stream(req, key, entries));
+    const outcome = meta ? await this.serveSaved(req, meta) : await this.streamLookedUp(req, key);
+    return protection ? privateOutcome(outcome) : outcome;
   }
 
-  /**
-   * Entitled content must not be kept by shared caches (a proxy would hand it to clients without a
-   * certificate): a protected path's response says `private` instead of `public`.
-   */
-  private privateIfProtected(key: string, outcome: Outcome): Outcome {
-    if (!this.guard || (outcome.kind !== 'file' && outcome.kind !== 'stream')) return outcome;
-    if (this.guard.ruleFor(`/${key}`) === undefined) return outcome;
-    const current = outcome.headers['cache-control'];
-    const directives = typeof current === 'string' ? current.split(',').map((d) => d.trim()).filter((d) => d && d !== 'public') : [];
-    outcome.headers['cache-control'] = ['private', ...directives].join(', ');
-    return outcome;
+  private async streamLookedUp(req: ContentRequest, key: string): Promise<Outcome> {
+    const { entries } = await this.lookup(key);
+    if (entries.length === 0) throw new LazyContentError('NOT_FOUND', 'Not found');
+    return this.stream(req, key, entries);
   }
 
   /**
    * Seed steps 1 and 7: a path under an entitlement rule needs a client certificate that the rule accepts.
    * The certificate is the one a trusted proxy forwards in its header, else the TLS connection's own.
    */
-  private async entitlementRefusal(req: ContentRequest, key: string): Promise<Outcome | null> {
-    const guard = this.guard;
-    const path = `/${key}`;
-    if (!guard || guard.ruleFor(path) === undefined) return null;
+  private entitlementRefusal(req: ContentRequest, protection: Protection, key: string): Outcome | null | Promise<Outcome | null> {
     const forwarded = req.headers[this.certificateHeader];
     const certificate =
       typeof forwarded === 'string' && this.fromTrustedProxy(req.remoteAddress) ? forwarded : req.peerCertificate?.();
-    const verdict = await guard.check(path, certificate);
+    const verdict = this.guard!.checkProtected(protection, certificate, { connection: req.connection });
+    return verdict instanceof Promise ? verdict.then((v) => this.refusalOf(v, key)) : this.refusalOf(verdict, key);
+  }
+
+  private refusalOf(verdict: Verdict, key: string): Outcome | null {
     if (verdict.allowed) return null;
-    this.logger.debug({ path, reason: verdict.reason, detail: verdict.detail }, 'client certificate refused');
+    this.logger.debug({ path: `/${key}`, reason: verdict.reason, detail: verdict.detail }, 'client certificate refused');
     return { kind: 'deny', reason: verdict.message };
   }
 
   private fromTrustedProxy(address: string | undefined): boolean {
     if (!address) return false;
+    let trusted = this.proxyVerdicts.get(address);
+    if (trusted === undefined) {
+      trusted = this.isTrustedProxy(address);
+      this.proxyVerdicts.set(address, trusted);
+    }
+    return trusted;
+  }
+
+  private isTrustedProxy(address: string): boolean {
     const plain = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
     const family = isIP(plain);
     return family !== 0 && this.trustedProxies.check(plain, family === 6 ? 'ipv6' : 'ipv4');
@@ -585,3 +601,26 @@ function blockListOf(entries: string[]): BlockList {
 export function createLazyContent(options?: LazyContentOptions): LazyContent {
   return new LazyContent(options);
 }
+
+/**
+ * Entitled content must not be kept by shared caches (a proxy would hand it to clients without a
+ * certificate): a protected path's response says `private` instead of `public`.
+ */
+function privateOutcome(outcome: Outcome): Outcome {
+  if (outcome.kind !== 'file' && outcome.kind !== 'stream') return outcome;
+  const current = outcome.headers['cache-control'];
+  const key = typeof current === 'string' ? current : '';
+  let replaced = privateCacheControl.get(key);
+  if (replaced === undefined) {
+    const directives = key.split(',').map((d) => d.trim()).filter((d) => d && d !== 'public');
+    replaced = ['private', ...directives].join(', ');
+    // The values come from the options, so there are few; the bound only guards against surprises.
+    if (privateCacheControl.size >= 64) privateCacheControl.clear();
+    privateCacheControl.set(key, replaced);
+  }
+  outcome.headers['cache-control'] = replaced;
+  return outcome;
+}
+
+/** Cache-Control values and their private forms. */
+const privateCacheControl = new Map<string, string>();

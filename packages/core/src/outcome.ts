@@ -17,6 +17,11 @@ export interface ContentRequest {
    * that it is read only for paths that need it.
    */
   peerCertificate?: (() => Buffer | undefined) | undefined;
+  /**
+   * An object that lives as long as the connection (the socket), used only as a key for per-connection
+   * memos, such as the last certificate text a trusted proxy forwarded on it.
+   */
+  connection?: object | undefined;
 }
 
 /** A response body the responder writes once headers are out. Exactly one of `writeTo` or `discard` is called. */

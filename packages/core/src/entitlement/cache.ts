@@ -64,12 +64,19 @@ export class EntitlementCache {
     this.limits = options.limits ?? {};
   }
 
+  /** The certificate's entitlement when this process holds it decoded, else undefined (then use `get`). */
+  peek(certificate: ParsedCertificate): RhsmEntitlement | undefined {
+    const held = this.lru.get(certificate.fingerprint);
+    if (held && held.expiresAt > this.now()) return held.entitlement;
+    if (held) this.lru.delete(certificate.fingerprint);
+    return undefined;
+  }
+
   /** The certificate's entitlement, from the cache or decoded now. Never rejects. */
   get(certificate: ParsedCertificate): Promise<RhsmEntitlement> {
     const key = certificate.fingerprint;
-    const held = this.lru.get(key);
-    if (held && held.expiresAt > this.now()) return Promise.resolve(held.entitlement);
-    if (held) this.lru.delete(key);
+    const held = this.peek(certificate);
+    if (held) return Promise.resolve(held);
     let pending = this.inflight.get(key);
     if (!pending) {
       pending = this.load(certificate).finally(() => this.inflight.delete(key));

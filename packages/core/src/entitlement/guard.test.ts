@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import fc from 'fast-check';
 import Keyv from 'keyv';
 import { describe, expect, it } from 'vitest';
 import { ecFixture, fixture, FIXTURE_NOW } from '../../../../test/fixtures/entitlement.js';
@@ -154,6 +155,71 @@ describe('EntitlementGuard: rules and paths', () => {
     expect(await g.check('//Default_Organization/./Library/custom/foo/foo/x', v1Custom)).toEqual(allowed);
     expect(await g.check('Default_Organization/Library/custom/foo/foo/x', v1Custom)).toEqual(allowed);
     expect(await g.check('/../x', undefined)).toEqual(denied('not-entitled'));
+  });
+});
+
+describe('EntitlementGuard: the request-path shortcuts give the same answers', () => {
+  const path = `${ORG}/content/dist/rhel8/8/x86_64/baseos/os/x.rpm`;
+
+  it('re-reads the certificate when a proxy connection forwards another client\'s text', async () => {
+    const g = guard();
+    const connection = {};
+    expect(await g.check(path, encodeURIComponent(v3), { connection })).toEqual(allowed);
+    // The same proxy connection now carries a request of another client: its certificate decides.
+    expect(await g.check(path, encodeURIComponent(untrusted), { connection })).toEqual(denied('untrusted'));
+    expect(await g.check(path, undefined, { connection })).toEqual(denied('no-certificate'));
+    expect(await g.check(path, 'garbage', { connection })).toEqual(denied('unreadable'));
+    expect(await g.check(path, encodeURIComponent(v3), { connection })).toEqual(allowed);
+    // A connection never decides for another one.
+    expect(await g.check(path, encodeURIComponent(expired), { connection: {} })).toEqual(denied('expired'));
+  });
+
+  it('notices that a buffer it has seen was overwritten with other bytes', async () => {
+    const g = guard();
+    const der = Buffer.from(new X509Certificate(v3).raw);
+    expect(await g.check(path, der)).toEqual(allowed);
+    der[der.length - 1]! ^= 0xff; // the last byte of the signature
+    expect(await g.check(path, der)).toEqual(denied('untrusted'));
+  });
+
+  it('answers synchronously from checkProtected once the entitlement is decoded', async () => {
+    const g = guard();
+    const protection = g.protectionOf(path)!;
+    expect(protection.prefix).toBe('/Default_Organization');
+    expect(await g.checkProtected(protection, v3)).toEqual(allowed);
+    const again = g.checkProtected(protection, v3);
+    expect(again).toEqual(allowed);
+    expect(g.checkProtected(g.protectionOf(`${ORG}/content/dist/rhel8`)!, v3)).toEqual(denied('not-entitled'));
+    expect(g.protectionOf('/public/x')).toBeUndefined();
+  });
+
+  it('chooses the same rule for any spelling of a path as a segment-by-segment reference does', () => {
+    const prefixes = ['/', '/a', '/a/b', '/a/bc', '/b/..c', '/x/y/z'];
+    const rules = prefixes.map((prefix) => ({ prefix, ca: plainCa, policy: 'x509' as const }));
+    const g = guard({ rules });
+    const reference = (path: string): string | undefined => {
+      const out: string[] = [];
+      for (const s of path.split('/')) {
+        if (s === '' || s === '.') continue;
+        if (s === '..') {
+          if (out.length === 0) return undefined;
+          out.pop();
+        } else out.push(s);
+      }
+      const matching = prefixes.filter((p) => {
+        const ps = p.split('/').filter((s) => s !== '');
+        return ps.every((seg, i) => out[i] === seg);
+      });
+      return matching.sort((x, y) => y.split('/').filter(Boolean).length - x.split('/').filter(Boolean).length)[0];
+    };
+    const segment = fc.constantFrom('', '.', '..', 'a', 'b', 'bc', '..c', '.a', 'x', 'y', 'z', 'a.', '...');
+    fc.assert(
+      fc.property(fc.array(segment, { maxLength: 6 }), fc.boolean(), fc.boolean(), (segments, lead, trail) => {
+        const path = `${lead ? '/' : ''}${segments.join('/')}${trail ? '/' : ''}`;
+        expect(g.ruleFor(path)).toBe(reference(path));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

@@ -58,8 +58,30 @@ export const entitlementGuardDefaults = {
   maxCertificateBytes: certificateDefaults.maxCertificateBytes,
 } as const;
 
+export interface CheckOptions {
+  /**
+   * The connection the request came on (any object that lives as long as it, such as the socket). A forwarded
+   * certificate text equal to the connection's previous one is then recognised without being hashed again.
+   */
+  connection?: object | undefined;
+}
+
+/** Which rule covers a path: from `protectionOf`, for `checkProtected`. */
+export interface Protection {
+  /** The prefix of the rule. */
+  readonly prefix: string;
+}
+
+interface InternalProtection extends Protection {
+  /** The normalised path, or null when it climbs above the root. */
+  readonly path: string | null;
+  readonly rule: CompiledRule | undefined;
+}
+
 interface CompiledRule {
   prefix: string;
+  /** `prefix` and a slash: what a path strictly below the prefix starts with. */
+  below: string;
   segments: string[];
   trust: TrustStore;
   policy: EntitlementPolicy;
@@ -75,6 +97,15 @@ interface CompiledRule {
 export class EntitlementGuard {
   private readonly rules: CompiledRule[];
   private readonly certificates: LRUCache<string, ParsedCertificate>;
+  /**
+   * Certificates by the exact text a proxy forwarded, so that a client sending the same header on every
+   * request costs one map lookup instead of URL-decoding, base64-decoding and hashing it each time.
+   */
+  private readonly byText: LRUCache<string, ParsedCertificate>;
+  /** Certificates by DER buffer object (a TLS connection hands the same buffer to each of its requests). */
+  private readonly byBuffer = new WeakMap<Uint8Array, ParsedCertificate>();
+  /** The last forwarded certificate text of each connection and what it was (a proxy connection is reused). */
+  private readonly byConnection = new WeakMap<object, { text: string; certificate: ParsedCertificate }>();
   private readonly now: () => number;
   private readonly maxCertificateBytes: number;
 
@@ -101,6 +132,7 @@ export class EntitlementGuard {
     this.now = options.now ?? Date.now;
     this.maxCertificateBytes = o.maxCertificateBytes;
     this.certificates = new LRUCache({ max: o.cacheEntries });
+    this.byText = new LRUCache({ max: o.cacheEntries });
 
     const cache = new EntitlementCache({
       store: options.store,
@@ -149,7 +181,7 @@ export class EntitlementGuard {
       else if (typeof rule.policy === 'object' && rule.policy !== null && typeof rule.policy.check === 'function') policy = rule.policy;
       else throw new OptionsError(`${name}.policy: must be 'rhsm', 'x509', a function (certificate, path) => boolean, or an object with check()`);
 
-      return { prefix: key, segments, trust, policy };
+      return { prefix: key, below: `${key}/`, segments, trust, policy };
     });
     // Longest prefix first, so that the first match is the most specific rule.
     this.rules.sort((a, b) => b.segments.length - a.segments.length);
@@ -157,25 +189,56 @@ export class EntitlementGuard {
 
   /** The prefix of the rule that covers `path`, or undefined when the path is open. */
   ruleFor(path: string): string | undefined {
+    const protection = this.protectionOf(path) as InternalProtection | undefined;
+    return protection?.rule?.prefix;
+  }
+
+  /**
+   * The rule that covers `path` with the path's normalised form, or undefined when the path is open; hand it to
+   * `checkProtected`. A path that climbs above the root with `..` is protected by nothing it could reach, and
+   * is refused by `checkProtected`. (`check` is these two steps in one.)
+   */
+  protectionOf(path: string): Protection | undefined {
+    let protection: InternalProtection | undefined;
+    if (NORMAL_PATH.test(path)) {
+      // Already normal (what the middleware hands over): rules match by string prefix, nothing is split.
+      const rule = this.rules.find((r) => r.prefix === '/' || path === r.prefix || path.startsWith(r.below));
+      if (rule) protection = { prefix: rule.prefix, path, rule };
+      return protection;
+    }
     const segments = normaliseSegments(path);
-    return segments ? this.match(segments)?.prefix : undefined;
+    if (!segments) {
+      protection = { prefix: '/', path: null, rule: undefined };
+    } else {
+      const rule = this.match(segments);
+      if (rule) protection = { prefix: rule.prefix, path: `/${segments.join('/')}`, rule };
+    }
+    return protection;
   }
 
   /**
    * Whether `certificate` may fetch `path` (below the content prefix). An open path is allowed without looking
    * at the certificate. A path that climbs above the root with `..` is refused.
    */
-  async check(path: string, certificate: CertificateInput): Promise<Verdict> {
+  async check(path: string, certificate: CertificateInput, options?: CheckOptions): Promise<Verdict> {
+    const protection = this.protectionOf(path);
+    return protection ? await this.checkProtected(protection, certificate, options) : allow();
+  }
+
+  /**
+   * `check` for a path whose protection is known. Synchronous when everything it needs is cached (then no
+   * promise is made); never throws or rejects.
+   */
+  checkProtected(protection: Protection, certificate: CertificateInput, options?: CheckOptions): Verdict | Promise<Verdict> {
     try {
-      const segments = normaliseSegments(path);
-      if (!segments) return deny('not-entitled', 'the path climbs above the root');
-      const rule = this.match(segments);
-      if (!rule) return allow();
-      const read = this.read(certificate);
+      const { rule, path } = protection as InternalProtection;
+      if (path === null || rule === undefined) return deny('not-entitled', 'the path climbs above the root');
+      const read = this.read(certificate, options?.connection);
       if (!read.ok) return deny(read.kind === 'none' ? 'no-certificate' : 'unreadable', read.detail);
       const trusted = rule.trust.verify(read.certificate, this.now());
       if (!trusted.allowed) return trusted;
-      return await rule.policy.check(read.certificate, `/${segments.join('/')}`);
+      const verdict = rule.policy.check(read.certificate, path);
+      return isPromise(verdict) ? Promise.resolve(verdict).catch((err: unknown) => deny('policy-error', describeError(err))) : verdict;
     } catch (err) {
       return deny('policy-error', describeError(err));
     }
@@ -185,9 +248,26 @@ export class EntitlementGuard {
     return this.rules.find((rule) => rule.segments.every((s, i) => segments[i] === s));
   }
 
-  private read(input: CertificateInput): { ok: true; certificate: ParsedCertificate } | { ok: false; kind: 'none' | 'unreadable'; detail: string } {
+  private read(
+    input: CertificateInput,
+    connection: object | undefined,
+  ): { ok: true; certificate: ParsedCertificate } | { ok: false; kind: 'none' | 'unreadable'; detail: string } {
     if (input === null || input === undefined) return { ok: false, kind: 'none', detail: 'no certificate' };
     if (isParsedCertificate(input)) return { ok: true, certificate: input };
+    // The same text as the last request of this connection: one string comparison, no hashing.
+    const last = typeof input === 'string' && connection !== undefined ? this.byConnection.get(connection) : undefined;
+    if (last !== undefined && last.text === input) return { ok: true, certificate: last.certificate };
+    const certificate = this.readInput(input);
+    if (certificate.ok && typeof input === 'string' && connection !== undefined) {
+      this.byConnection.set(connection, { text: input, certificate: certificate.certificate });
+    }
+    return certificate;
+  }
+
+  private readInput(input: string | Uint8Array): { ok: true; certificate: ParsedCertificate } | { ok: false; kind: 'none' | 'unreadable'; detail: string } {
+    // A buffer is remembered by identity but its bytes are compared too (a caller may reuse a buffer).
+    const known = typeof input === 'string' ? this.byText.get(input) : this.byBuffer.get(input);
+    if (known && (typeof input === 'string' || known.der.equals(input))) return { ok: true, certificate: known };
     try {
       const der = certificateDer(input, { maxCertificateBytes: this.maxCertificateBytes });
       const fingerprint = createHash('sha256').update(der).digest('hex');
@@ -196,6 +276,9 @@ export class EntitlementGuard {
         certificate = parseCertificate(der);
         this.certificates.set(fingerprint, certificate);
       }
+      // Only certificates that parsed are remembered by their text: garbage is not worth keeping.
+      if (typeof input === 'string') this.byText.set(input, certificate);
+      else this.byBuffer.set(input, certificate);
       return { ok: true, certificate };
     } catch (err) {
       if (err instanceof CertificateReadError) return { ok: false, kind: err.kind, detail: err.message };
@@ -203,6 +286,9 @@ export class EntitlementGuard {
     }
   }
 }
+
+/** `/` followed by segments, none of them empty, `.` or `..`, and no trailing slash (or just `/`). */
+const NORMAL_PATH = /^(?:\/(?!\.\.?(?:\/|$))[^/]+)+$|^\/$/;
 
 /** Segments of a path with empty and `.` segments dropped and `..` resolved; null when `..` climbs above the root. */
 function normaliseSegments(path: string): string[] | null {
@@ -217,6 +303,10 @@ function normaliseSegments(path: string): string[] | null {
     }
   }
   return out;
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as Promise<T> | undefined)?.then === 'function';
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

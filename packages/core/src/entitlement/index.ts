@@ -1,8 +1,10 @@
 export {
   EntitlementGuard,
   entitlementGuardDefaults,
+  type CheckOptions,
   type EntitlementGuardOptions,
   type EntitlementRule,
+  type Protection,
 } from './guard.js';
 export {
   callbackPolicy,

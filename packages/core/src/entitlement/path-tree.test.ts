@@ -136,6 +136,23 @@ describe('PathTree.matches', () => {
   });
 });
 
+describe('PathTree.matches remembers answers', () => {
+  it('gives the same answers when asked again, past the size of its memo, with and without listing', () => {
+    const tree = PathTree.fromPaths(['/foo/path/bar', '/foo/$v/baz']);
+    const paths = Array.from({ length: 3000 }, (_, i) =>
+      i % 3 === 0 ? `/foo/path/bar/${i}` : i % 3 === 1 ? `/foo/${i}/baz/x` : `/foo/${i}/other`,
+    );
+    const first = paths.map((p) => [tree.matches(p, { listing: false }), tree.matches(p, { listing: true })]);
+    expect(first.filter(([a]) => a)).toHaveLength(2000);
+    for (let round = 0; round < 2; round++) {
+      expect(paths.map((p) => [tree.matches(p, { listing: false }), tree.matches(p, { listing: true })])).toEqual(first);
+    }
+    // The listing answer is kept apart from the plain one.
+    expect(tree.matches('/foo/listing', { listing: true })).toBe(true);
+    expect(tree.matches('/foo/listing', { listing: false })).toBe(false);
+  });
+});
+
 describe('PathTree.fromPaths (v1 certificates)', () => {
   it('holds exactly the given paths', () => {
     const paths = ['/a/b/c', '/a/b/d', '/x/$releasever/y'];

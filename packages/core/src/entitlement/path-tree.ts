@@ -35,10 +35,15 @@ export class PathTreeError extends Error {
 /** What dnf fetches to learn the values of `$releasever`; see `PathTree.matches`. */
 const LISTING = 'listing';
 
+/** Paths whose answer each tree remembers. */
+const MAX_ANSWERS = 1024;
+
 /** Node table with validated indices and no cycle, plus per-node lookup structures for matching. */
 export class PathTree {
   private readonly exact: Array<Map<string, number[]>>;
   private readonly variables: number[][];
+  /** Answers already worked out, by path, for matching without and with `listing`. */
+  private readonly answers: [Map<string, boolean>, Map<string, boolean>] = [new Map(), new Map()];
 
   private constructor(readonly data: PathTreeData) {
     this.exact = data.nodes.map((edges) => {
@@ -132,6 +137,19 @@ export class PathTree {
    * `/foo/path/listing/more` are not. Empty segments are ignored; `.` and `..` never match.
    */
   matches(path: string, options: { listing: boolean }): boolean {
+    // The same certificate asks for the same few paths again and again (repodata, then packages).
+    const answers = this.answers[options.listing ? 1 : 0];
+    let answer = answers.get(path);
+    if (answer === undefined) {
+      answer = this.walk(path, options.listing);
+      // Bounded: past the limit the memo starts over rather than tracking recency.
+      if (answers.size >= MAX_ANSWERS) answers.clear();
+      answers.set(path, answer);
+    }
+    return answer;
+  }
+
+  private walk(path: string, listing: boolean): boolean {
     const segments = splitPath(path);
     if (segments.some((s) => s === '.' || s === '..')) return false;
     const n = segments.length;
@@ -147,7 +165,7 @@ export class PathTree {
       if (this.data.nodes[node]!.length === 0) return true;
       if (depth === n) continue;
       const segment = segments[depth]!;
-      if (options.listing && segment === LISTING && depth === n - 1) return true;
+      if (listing && segment === LISTING && depth === n - 1) return true;
       for (const child of this.exact[node]!.get(segment) ?? []) stack.push([child, depth + 1]);
       for (const child of this.variables[node]!) stack.push([child, depth + 1]);
     }

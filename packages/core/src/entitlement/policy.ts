@@ -1,6 +1,6 @@
 import { EntitlementCache } from './cache.js';
 import type { ParsedCertificate } from './certificate.js';
-import { entitles } from './rhsm.js';
+import { entitles, type RhsmEntitlement } from './rhsm.js';
 import { allow, deny, type Verdict } from './verdict.js';
 
 /**
@@ -18,12 +18,16 @@ export type EntitlementCallback = (certificate: ParsedCertificate, path: string)
 /** Red Hat entitlement certificates (v1 download paths, v3 path trees). */
 export function rhsmPolicy(options: { cache?: EntitlementCache } = {}): EntitlementPolicy {
   const cache = options.cache ?? new EntitlementCache();
+  const decide = (entitlement: RhsmEntitlement, path: string): Verdict => {
+    if (entitlement.kind === 'unreadable') return deny('bad-entitlement', entitlement.detail);
+    if (entitlement.kind === 'none') return deny('not-entitled', 'the certificate carries no entitlement');
+    return entitles(entitlement, path) ? allow() : deny('not-entitled');
+  };
   return {
-    async check(certificate, path) {
-      const entitlement = await cache.get(certificate);
-      if (entitlement.kind === 'unreadable') return deny('bad-entitlement', entitlement.detail);
-      if (entitlement.kind === 'none') return deny('not-entitled', 'the certificate carries no entitlement');
-      return entitles(entitlement, path) ? allow() : deny('not-entitled');
+    // Synchronous when the entitlement is already decoded in this process (the common case).
+    check(certificate, path) {
+      const held = cache.peek(certificate);
+      return held ? decide(held, path) : cache.get(certificate).then((entitlement) => decide(entitlement, path));
     },
   };
 }

@@ -71,13 +71,26 @@ export function toContentRequest(req: IncomingMessage, url?: string): ContentReq
     url: url ?? req.url ?? '/',
     headers: req.headers,
     remoteAddress: req.socket.remoteAddress,
+    connection: req.socket,
     peerCertificate: socket.encrypted && socket.getPeerCertificate ? () => peerCertificateOf(socket as TLSSocket) : undefined,
   };
 }
 
+/**
+ * The DER bytes of the certificate the peer presented, read once per connection: every request of a
+ * keep-alive connection gets the same buffer, which the entitlement guard recognises without hashing it.
+ */
+const peerCertificates = new WeakMap<TLSSocket, Buffer | null>();
+
 function peerCertificateOf(socket: TLSSocket): Buffer | undefined {
-  // getPeerX509Certificate is several times cheaper than getPeerCertificate, which builds fingerprints,
-  // modulus and key for every call; only the DER bytes are needed.
-  const raw = socket.getPeerX509Certificate?.()?.raw;
-  return raw && raw.length > 0 ? raw : undefined;
+  let der = peerCertificates.get(socket);
+  if (der === undefined) {
+    // getPeerX509Certificate is several times cheaper than getPeerCertificate, which builds fingerprints,
+    // modulus and key for every call; only the DER bytes are needed.
+    const raw = socket.getPeerX509Certificate?.()?.raw;
+    der = raw && raw.length > 0 ? raw : null;
+    // A request only arrives after the handshake, so this is the certificate the connection was opened with.
+    peerCertificates.set(socket, der);
+  }
+  return der ?? undefined;
 }
