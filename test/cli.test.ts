@@ -100,6 +100,30 @@ describe('lazy-content CLI: usage', () => {
   });
 });
 
+describe('lazy-content worker', () => {
+  it('stays up while idle on the embedded SQLite queue, and exits 0 on SIGTERM', async () => {
+    const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'lc-cli-worker-'));
+    const child = spawn(process.execPath, [CLI, 'worker', '--data-dir', dataDir, '--root', path.join(dataDir, 'content')], {
+      env: { ...process.env, LAZY_CONTENT_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const lines = createInterface({ input: child.stdout! });
+      for await (const line of lines) if (line.includes('worker started')) break;
+      child.stdout!.resume();
+      // Nothing to save and no socket open: a worker that let its process end here would be gone by now.
+      const early = await Promise.race([exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('running'), 1500))]);
+      expect(early).toBe('running');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await fsp.rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('lazy-content serve, end to end with real clients', () => {
   let upstream: FaultServer;
   let dir: string;

@@ -161,8 +161,9 @@ export class SaveWorker extends EventEmitter<SaveWorkerEvents> {
       this.pumping = false;
       if (!this.stopped) {
         clearTimeout(this.timer);
+        // Not unref'd: a running worker keeps its process alive, as a listening server does, until `stop()`.
+        // (A process that only saves, on the SQLite queue, has no other handle: it would exit when idle.)
         this.timer = setTimeout(() => void this.pump(), this.settings.pollMs);
-        this.timer.unref();
       }
     }
   }
