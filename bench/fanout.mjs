@@ -16,6 +16,9 @@
 //   BENCH_RETRIES=1       a run during which other processes used more than 0.25 CPU is done again, up to this
 //                         many times; the least disturbed attempt is kept (every attempt is printed)
 //   BENCH_QUIET_WAIT=20   before each run, wait up to this many seconds for other processes to go quiet
+//   BENCH_WARMUP=1        before each measured run, one client downloads another file (1 MiB + 1 B) through the fresh
+//                         server, so that what is measured is a running proxy rather than a process's first
+//                         requests (JIT, undici's parser compiled on first use). 0: measure the cold process
 //   BENCH_LAZY_NODE_ARGS  extra node options for the lazy-content child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
 //   BENCH_JSON=file       also write the results as JSON
 //   VARNISHD, SQUID, NGINX   the binaries (default /usr/sbin/…)
@@ -74,6 +77,10 @@ const DISTURBED_CPUS = 0.25;
 const QUIET_WAIT_S = envInt('BENCH_QUIET_WAIT', 20, 0);
 const NO_DIGEST = process.env.BENCH_NO_DIGEST !== '0';
 const LAZY_NODE_ARGS = (process.env.BENCH_LAZY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const WARMUP = process.env.BENCH_WARMUP !== '0';
+const CLIENT_NICE = envInt('BENCH_CLIENT_NICE', 0, 0);
+/** The warm-up file: 1 MiB and a byte, another file than any measured one (so it is not cached for the run). */
+const WARM_SIZE = 1024 * 1024 + 1;
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
@@ -409,7 +416,10 @@ const WRITE_OUT = '%{time_starttransfer} %{time_total} %{size_download} %{http_c
  */
 function gatedClient(url, maxTimeS) {
   const args = ['-sS', '-L', '--noproxy', '*', '-o', '/dev/null', '--max-time', String(maxTimeS), '-w', WRITE_OUT, '--config', '-'];
-  const child = spawn('curl', args, { env: curlEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child =
+    CLIENT_NICE === 0
+      ? spawn('curl', args, { env: curlEnv, stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn('nice', ['-n', String(CLIENT_NICE), 'curl', ...args], { env: curlEnv, stdio: ['pipe', 'pipe', 'pipe'] });
   children.set(child, false);
   let out = '';
   let err = '';
@@ -481,13 +491,19 @@ async function client(url, maxTimeS) {
 async function startServer(server, { dir, originPort, size, digest }) {
   mkdirSync(dir, { recursive: true });
   if (server.kind === 'lazy') {
-    const args = [...LAZY_NODE_ARGS, path.join(here, 'fanout', 'lazy-express.mjs'), '--data-dir', path.join(dir, 'data')];
+    const args = [...LAZY_NODE_ARGS, process.env.BENCH_LAZY_SCRIPT ?? path.join(here, 'fanout', 'lazy-express.mjs'), '--data-dir', path.join(dir, 'data')];
     args.push('--origin-port', String(originPort), '--size', String(size));
     if (server.digest) args.push('--digest', digest);
+    if (WARMUP) args.push('--warm-size', String(WARM_SIZE));
     const child = start(process.execPath, args, { cwd: dir });
     const port = await readyPort(child, server.name);
     await answersHttp(port, child, server.name);
-    return { child, port, url: `http://127.0.0.1:${port}/content/bench/file-${size}.bin` };
+    return {
+      child,
+      port,
+      url: `http://127.0.0.1:${port}/content/bench/file-${size}.bin`,
+      warmUrl: `http://127.0.0.1:${port}/content/bench/file-${WARM_SIZE}.bin`,
+    };
   }
   const port = await freePort();
   const config = server.config({ dir, port, originPort });
@@ -495,7 +511,7 @@ async function startServer(server, { dir, originPort, size, digest }) {
   config.prepare?.();
   const child = start(config.command, config.args, { cwd: dir });
   await answersHttp(port, child, server.name);
-  return { child, port, url: `http://127.0.0.1:${port}${filePath(size)}` };
+  return { child, port, url: `http://127.0.0.1:${port}${filePath(size)}`, warmUrl: `http://127.0.0.1:${port}${filePath(WARM_SIZE)}` };
 }
 
 async function originCount(originPort, size) {
@@ -521,6 +537,15 @@ async function run(server, ctx) {
   const load = await waitQuiet();
   const srv = await startServer(server, { ...ctx, dir });
   try {
+    if (WARMUP) {
+      // A running proxy, not a process that just started: one other file through the same path first (for
+      // lazy-content: the 302, the streamer, a fill, the undici client and the JIT; for the others, their
+      // backend connection and cache code).
+      const warm = await client(srv.warmUrl, 60);
+      if (warm.exit !== 0 || warm.status !== 200 || warm.bytes !== WARM_SIZE) {
+        throw new Error(`${server.name}: warm-up download failed (exit ${warm.exit}, status ${warm.status}, ${warm.bytes} bytes)`);
+      }
+    }
     const before = await originCount(originPort, size);
     // Each client's bound (curl --max-time): generous, because 50 clients and the server share the machine's
     // CPUs and the slowest server needs several times the origin's transfer time; a client cut by it shows

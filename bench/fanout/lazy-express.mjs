@@ -3,8 +3,10 @@
 // file, registered before listening.
 //
 //   node bench/fanout/lazy-express.mjs --data-dir DIR --origin-port N --size BYTES [--digest SHA256_HEX] [--port N]
+//                                      [--warm-size BYTES]
 //
-// Prints "ready <port>" once listening. Without --digest the entry has a size but no digest. SIGTERM/SIGINT
+// Prints "ready <port>" once listening. Without --digest the entry has a size but no digest. --warm-size adds a
+// second entry, bench/file-<warm-size>.bin, for the benchmark's warm-up request. SIGTERM/SIGINT
 // close the server and exit normally, so that `node --cpu-prof` writes its profile.
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -18,6 +20,7 @@ const { values } = parseArgs({
     size: { type: 'string' },
     digest: { type: 'string' },
     port: { type: 'string' },
+    'warm-size': { type: 'string' },
   },
 });
 const fail = (message) => {
@@ -27,6 +30,7 @@ const fail = (message) => {
 const dataDir = values['data-dir'] ?? fail('missing --data-dir');
 const originPort = Number(values['origin-port'] ?? fail('missing --origin-port'));
 const size = Number(values.size ?? fail('missing --size'));
+const warmSize = values['warm-size'] === undefined ? undefined : Number(values['warm-size']);
 
 const handler = lazyContent({ dataDir, logger: false });
 const catalog = await handler.lazyContent.catalog();
@@ -39,6 +43,10 @@ await catalog.addEntries([
     size,
     ...(values.digest ? { digest: values.digest } : {}),
   },
+  // The warm-up file (bench/fanout.mjs fetches it once before the measured run), without a digest.
+  ...(warmSize === undefined
+    ? []
+    : [{ path: `bench/file-${warmSize}.bin`, remote: 'origin', url: `http://127.0.0.1:${originPort}/file-${warmSize}.bin`, size: warmSize }]),
 ]);
 
 const app = express();

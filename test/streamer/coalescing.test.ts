@@ -257,3 +257,77 @@ describe('coalesced fill', () => {
     expect(upstream.requests(path)).toBe(1);
   });
 });
+
+describe('memory window of a running fill', () => {
+  /** Keeps a rejection from counting as unhandled when an assertion fails before the promise is awaited. */
+  const quiet = <T>(promise: Promise<T>): Promise<T> => {
+    promise.catch(() => undefined);
+    return promise;
+  };
+  const variants: [string, number | undefined][] = [
+    ['of 0 (off: every reader on disk)', 0],
+    ['of 64 KiB (late readers start on disk)', 64 * 1024],
+    ['of 8 MiB (the default)', undefined],
+  ];
+  for (const [label, memoryWindowBytes] of variants) {
+    it(`gives concurrent early, paused, late and range readers identical bytes with a window ${label}`, async () => {
+      const w = await harness(memoryWindowBytes === undefined ? {} : { memoryWindowBytes });
+      try {
+        const name = `window-${memoryWindowBytes ?? 'default'}.bin`;
+        const path = serve(name);
+        const key = `repo/${name}`;
+        const gateAt = 4 * MiB;
+        const src = source(key, `${upstream.origin}${path}?mode=gate&after=${gateAt}`, BIG);
+        const fill = w.engine.fill(key, [src]);
+        // Early readers follow the download from its first byte.
+        const early = Array.from({ length: 3 }, () => quiet(digestOf(fill.createReader())));
+        const earlyRange = quiet(collect(fill.createReader({ start: 1000, end: 6 * MiB + 77 })));
+        // One takes a chunk, then stops reading while the download goes on far past any small window.
+        const paused = await firstChunk(fill.createReader());
+        await upstream.gateReached(path);
+        await until(fill, () => fill.file.readableBytes >= gateAt);
+
+        const readable = fill.file.readableBytes;
+        const recent = fill.file.recentBytes?.bind(fill.file);
+        expect(recent).toBeDefined();
+        if (memoryWindowBytes === 0) {
+          expect(recent!(readable - 1, readable)).toBeUndefined();
+        } else if (memoryWindowBytes === undefined) {
+          // 4 MiB downloaded, at least 8 MiB kept: the whole file so far is in memory.
+          expect(Buffer.concat(recent!(0, readable)!).equals(BIG.subarray(0, readable))).toBe(true);
+        } else {
+          // At least the latest 64 KiB are in memory. How much older data is still there depends on how far the
+          // disk lagged behind the last chunk (the window only lets go of bytes on disk), so which late bytes
+          // come from disk is not asserted here; growing-file.test.ts covers that mix deterministically.
+          const latest = recent!(readable - memoryWindowBytes, readable);
+          expect(latest).toBeDefined();
+          expect(Buffer.concat(latest!).equals(BIG.subarray(readable - memoryWindowBytes, readable))).toBe(true);
+        }
+
+        // Late readers, from the start and around the edge of the window, while the upstream waits at its gate.
+        const late = Array.from({ length: 3 }, () =>
+          quiet(
+            (async () => {
+              const joined = await w.engine.open(key, [src]);
+              if (joined.kind !== 'fill') throw new Error('expected to join the fill');
+              expect(joined.joined).toBe(true);
+              return digestOf(joined.fill.createReader());
+            })(),
+          ),
+        );
+        const lateRange = quiet(collect(fill.createReader({ start: readable - 100 * 1024 - 3, end: readable + 2 * MiB })));
+        upstream.release(path);
+
+        expect(await Promise.all([...early, ...late])).toEqual(Array(6).fill(BIG_SHA));
+        expect((await earlyRange).equals(BIG.subarray(1000, 6 * MiB + 78))).toBe(true);
+        expect((await lateRange).equals(BIG.subarray(readable - 100 * 1024 - 3, readable + 2 * MiB + 1))).toBe(true);
+        expect(sha256(Buffer.concat([paused.first, await paused.rest()]))).toBe(BIG_SHA);
+        const record = await fill.done;
+        expect(record.digest).toBe(BIG_SHA);
+        expect(upstream.requests(path)).toBe(1);
+      } finally {
+        await w.close();
+      }
+    });
+  }
+});

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { LazyContentError } from '../../packages/core/src/errors.js';
 import type { SourceFailureReason } from '../../packages/core/src/streamer/upstream.js';
 import type { FillFailureReason } from '../../packages/core/src/streamer/events.js';
+import { FillEngine, fillEngineDefaults } from '../../packages/core/src/streamer/fill-engine.js';
 import { type FaultServer, refusedPort, startFaultServer, startSilentServer } from '../upstream/fault-server.js';
 import {
   collect,
@@ -225,6 +226,19 @@ describe('bad input', () => {
     expect(() => h.engine.fill('a//b', [src])).toThrow(TypeError);
     expect(() => h.engine.fill('x.bin', [])).toThrow(TypeError);
     expect(upstream.requests(PATH)).toBe(before);
+  });
+
+  it('refuses a memory window that is not a whole number of bytes of at least 0', async () => {
+    for (const bad of [-1, 0.5, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '8' as unknown as number]) {
+      expect(() => new FillEngine({ cache: h.cache, memoryWindowBytes: bad }), String(bad)).toThrow(RangeError);
+    }
+    expect(() => new FillEngine({ cache: h.cache, memoryWindowBytes: -1 })).toThrow(/memoryWindowBytes/);
+    expect(fillEngineDefaults.memoryWindowBytes).toBe(8 * MiB);
+    // 0 (off) and any whole number are fine; a window larger than every file too.
+    for (const ok of [0, 1, 64 * 1024, 2 * 1024 * MiB]) {
+      const engine = new FillEngine({ cache: h.cache, memoryWindowBytes: ok });
+      await engine.close();
+    }
   });
 });
 

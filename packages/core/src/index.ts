@@ -30,7 +30,7 @@ export { normalizePath, stripPrefix, type NormalizedPath } from './path.js';
 export type { ContentStore, OpenedFile, PutOptions, PutSource, StoredFileInfo } from './store/content-store.js';
 export { FsContentStore, TEMP_DIR } from './store/fs-store.js';
 export { defaultLogger, silentLogger, type Logger } from './logger.js';
-export { Catalog, catalogKey, remoteDefaults, viewOf } from './catalog/catalog.js';
+export { Catalog, catalogDefaults, catalogKey, remoteDefaults, viewOf, type CatalogLookupOptions } from './catalog/catalog.js';
 export { openDatabase as openCatalogDatabase, type DatabaseSettings } from './catalog/database.js';
 export { catalogEntities, TABLE as catalogTables } from './catalog/entities.js';
 export { catalogMigrations } from './catalog/migrations/index.js';

@@ -113,6 +113,7 @@ export class LazyContent {
       logger: this.logger,
       cooldownMs: this.options.streamer.cooldownMs,
       holdbackBytes: this.options.streamer.holdbackBytes,
+      memoryWindowBytes: this.options.streamer.memoryWindowBytes,
     });
     this.fills.on('fill:completed', (e) => {
       this.logger.info({ key: e.key, size: e.record.size, ms: e.durationMs }, 'fill completed');
@@ -176,7 +177,7 @@ export class LazyContent {
       expiresInSeconds: signing.expiresInSeconds,
       bindClientAddress: signing.bindClientAddress,
     });
-    const catalog = new Catalog(dataSource, new SecretBox(key));
+    const catalog = new Catalog(dataSource, new SecretBox(key), { lookupCacheMs: this.options.catalog.lookupCacheMs });
     const save = this.options.save;
     const queue = save.queue ?? new DatabaseSaveQueue(dataSource);
     const worker = new SaveWorker(

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { defaultLogger, type Logger, silentLogger } from './logger.js';
 import type { UrlSigner } from './signing/url-signer.js';
 import type { EntitlementGuardOptions } from './entitlement/guard.js';
+import { catalogDefaults } from './catalog/catalog.js';
 import type { SaveQueue } from './save/save-queue.js';
 import type { ContentStore } from './store/content-store.js';
 
@@ -24,6 +25,13 @@ export interface CatalogOptions {
    * database needs the same key. @default generated on first start in '<dataDir>/catalog.key' (mode 0600)
    */
   encryptionKey?: string | Buffer;
+  /**
+   * How long the entries found for a path are remembered before the database is asked again, in ms. Changes
+   * made through this process are seen at once; changes made by another process (an import elsewhere) after
+   * at most this long. Paths not in the catalog are never remembered. 0 asks the database every time.
+   * @default 1000
+   */
+  lookupCacheMs?: number;
 }
 
 /** How links to the streamer are signed. */
@@ -56,6 +64,11 @@ export interface StreamerOptions {
   cooldownMs?: number;
   /** Bytes at the end of a file held back from clients until its size and digest are verified. @default 65536 */
   holdbackBytes?: number;
+  /**
+   * The latest bytes of each running download kept in memory, from which clients that follow the download are
+   * served without reading the file back from disk. 0 serves every client from disk. @default 8388608 (8 MiB)
+   */
+  memoryWindowBytes?: number;
 }
 
 /** Access control by client certificate (Red Hat entitlement certificates, plain X.509, or a callback). */
@@ -170,7 +183,7 @@ export const defaults = {
   } satisfies Required<ServingOptions>,
   roles: ['content', 'streamer'],
   signing: { algorithm: 'hmac-sha256', expiresInSeconds: 90, bindClientAddress: false },
-  streamer: { prefix: '/_lazy/stream/', inline: false, cooldownMs: 60_000, holdbackBytes: 64 * 1024 },
+  streamer: { prefix: '/_lazy/stream/', inline: false, cooldownMs: 60_000, holdbackBytes: 64 * 1024, memoryWindowBytes: 8 * 1024 * 1024 },
   cache: { maxBytes: 10 * 1024 * 1024 * 1024 },
   save: { worker: true, concurrency: 2, leaseMs: 60_000, maxAttempts: 5, backoffMs: 10_000, pollMs: 2000 },
 } as const;
@@ -244,6 +257,7 @@ const schema = z
         dataSource: z.custom<DataSource>(isDataSource, { error: 'must be a TypeORM DataSource' }).optional(),
         runMigrations: z.boolean({ error: 'must be true or false' }).optional(),
         encryptionKey: keyMaterial.optional(),
+        lookupCacheMs: int(0, 86_400_000, 'milliseconds').default(catalogDefaults.lookupCacheMs),
       })
       .prefault({}),
     signing: z
@@ -270,6 +284,7 @@ const schema = z
         inline: z.boolean({ error: 'must be true or false' }).default(defaults.streamer.inline),
         cooldownMs: int(0, 86_400_000, 'milliseconds').default(defaults.streamer.cooldownMs),
         holdbackBytes: int(1, 1024 * 1024 * 1024, 'bytes').default(defaults.streamer.holdbackBytes),
+        memoryWindowBytes: int(0, 1024 * 1024 * 1024, 'bytes').default(defaults.streamer.memoryWindowBytes),
       })
       .prefault({}),
     cache: z

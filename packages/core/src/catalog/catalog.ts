@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type DataSource, In, type Repository } from 'typeorm';
+import { LRUCache } from 'lru-cache';
 import { LazyContentError } from '../errors.js';
 import { normalizePath } from '../path.js';
 import { type CatalogEntryRow, CatalogEntrySchema, type RemoteRow, RemoteSchema, TABLE } from './entities.js';
@@ -90,17 +91,44 @@ function positiveInt(value: number | undefined, name: string): void {
   if (value !== undefined && (!Number.isInteger(value) || value <= 0)) throw invalid(`remote ${name} must be a positive whole number`);
 }
 
+export interface CatalogLookupOptions {
+  /**
+   * How long the entries found for a path are remembered, in ms: concurrent requests for one file share one
+   * query anyway, and with this the requests that follow (the redirect, then the streamer) skip the database.
+   * Changes made through this Catalog are seen at once, others after at most this long. Paths the catalog does
+   * not have are never remembered. @default 1000
+   */
+  lookupCacheMs?: number;
+  /** Paths whose entries are remembered. @default 10000 */
+  lookupCacheEntries?: number;
+}
+
+export const catalogDefaults = {
+  lookupCacheMs: 1000,
+  lookupCacheEntries: 10_000,
+} satisfies Required<CatalogLookupOptions>;
+
 /** The catalog: remotes and the entries that say where each lazily loaded file comes from. */
 export class Catalog {
   private readonly remotes: Repository<RemoteRow>;
   private readonly entries: Repository<CatalogEntryRow>;
   private readonly remoteCache = new Map<number, Remote>();
   private readonly lookupSql: string;
+  /** Entries found by `lookup`, by key, with when they were read; only keys the catalog has. */
+  private readonly found: LRUCache<string, { entries: CatalogEntry[]; at: number }>;
+  /** Lookups on their way to the database, by key: concurrent requests for one file share one query. */
+  private readonly lookups = new Map<string, Promise<CatalogEntry[]>>();
+  /** Bumped by every change made through this catalog, so that a lookup begun before it is not kept. */
+  private generation = 0;
+  private readonly lookupCacheMs: number;
 
   constructor(
     readonly dataSource: DataSource,
     private readonly secrets: SecretBox,
+    options: CatalogLookupOptions = {},
   ) {
+    this.lookupCacheMs = options.lookupCacheMs ?? catalogDefaults.lookupCacheMs;
+    this.found = new LRUCache({ max: Math.max(1, options.lookupCacheEntries ?? catalogDefaults.lookupCacheEntries) });
     this.remotes = dataSource.getRepository(RemoteSchema);
     this.entries = dataSource.getRepository(CatalogEntrySchema);
     const param = dataSource.options.type === 'postgres' ? '$1' : '?';
@@ -123,6 +151,10 @@ export class Catalog {
   }
 
   async updateRemote(name: string, patch: Partial<Omit<RemoteInput, 'name'>>): Promise<RemoteView> {
+    return this.changing(() => this.updateRemoteNow(name, patch));
+  }
+
+  private async updateRemoteNow(name: string, patch: Partial<Omit<RemoteInput, 'name'>>): Promise<RemoteView> {
     const row = await this.remotes.findOneBy({ name });
     if (!row) throw new LazyContentError('NOT_FOUND', `no remote named "${name}"`);
     const current = this.fromRow(row);
@@ -139,6 +171,10 @@ export class Catalog {
 
   /** Removes a remote and, with it, every catalog entry that names it. */
   async removeRemote(name: string): Promise<boolean> {
+    return this.changing(() => this.removeRemoteNow(name));
+  }
+
+  private async removeRemoteNow(name: string): Promise<boolean> {
     const row = await this.remotes.findOneBy({ name });
     if (!row) return false;
     await this.dataSource.transaction(async (m) => {
@@ -177,6 +213,10 @@ export class Catalog {
    * (a path listed twice counts once when both fall in one batch).
    */
   async addEntries(input: Iterable<CatalogEntryInput> | AsyncIterable<CatalogEntryInput>): Promise<number> {
+    return this.changing(() => this.addEntriesNow(input));
+  }
+
+  private async addEntriesNow(input: Iterable<CatalogEntryInput> | AsyncIterable<CatalogEntryInput>): Promise<number> {
     const remoteIds = new Map((await this.remotes.find({ select: { id: true, name: true } })).map((r) => [r.name, r.id]));
     let written = 0;
     const postgres = this.dataSource.options.type === 'postgres';
@@ -204,6 +244,10 @@ export class Catalog {
 
   /** Removes the entries of these paths (of one remote, when given). Returns how many were removed. */
   async removeEntries(paths: Iterable<string>, remote?: string): Promise<number> {
+    return this.changing(() => this.removeEntriesNow(paths, remote));
+  }
+
+  private async removeEntriesNow(paths: Iterable<string>, remote?: string): Promise<number> {
     let remoteId: number | undefined;
     if (remote !== undefined) {
       const row = await this.remotes.findOneBy({ name: remote });
@@ -224,9 +268,48 @@ export class Catalog {
    * The sources of one file, in the order to try them (priority, then id); empty when the path is not in the
    * catalog. One indexed query.
    */
-  async lookup(key: string): Promise<CatalogEntry[]> {
+  lookup(key: string): Promise<CatalogEntry[]> {
+    const now = Date.now();
+    const hit = this.found.get(key);
+    if (hit && now - hit.at < this.lookupCacheMs) return Promise.resolve(hit.entries);
+    let pending = this.lookups.get(key);
+    if (!pending) {
+      const generation = this.generation;
+      pending = this.query(key)
+        .then((entries) => {
+          // Only files the catalog has are remembered: a path added elsewhere is found at once.
+          if (entries.length > 0 && this.lookupCacheMs > 0 && generation === this.generation) this.found.set(key, { entries, at: now });
+          return entries;
+        })
+        .finally(() => {
+          // Only this query: a change may have started a newer one for the same key meanwhile.
+          if (this.lookups.get(key) === pending) this.lookups.delete(key);
+        });
+      this.lookups.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async query(key: string): Promise<CatalogEntry[]> {
     const rows = (await this.dataSource.query(this.lookupSql, [pathHash(key)])) as Array<Record<string, unknown>>;
     return rows.filter((r) => r.path === key).map(entryFromSql);
+  }
+
+  /** Runs a change; lookups begun before it ends are not remembered. */
+  private async changing<T>(change: () => Promise<T>): Promise<T> {
+    this.changed();
+    try {
+      return await change();
+    } finally {
+      this.changed();
+    }
+  }
+
+  /** Forgets what lookups found. */
+  private changed(): void {
+    this.generation++;
+    this.found.clear();
+    this.lookups.clear();
   }
 
   /**
@@ -252,6 +335,10 @@ export class Catalog {
 
   /** Records that a path is saved in the content store (or, with `null`, that it no longer is). */
   async markSaved(key: string, at: Date | null = new Date()): Promise<void> {
+    return this.changing(() => this.markSavedNow(key, at));
+  }
+
+  private async markSavedNow(key: string, at: Date | null): Promise<void> {
     await this.entries.update({ pathHash: pathHash(key) }, { savedAt: at === null ? null : at.getTime() });
   }
 

@@ -15,7 +15,8 @@ export interface FileMeta {
 }
 
 interface Entry {
-  meta: FileMeta;
+  /** null: the store had no such file when it was checked. */
+  meta: FileMeta | null;
   checkedAt: number;
 }
 
@@ -49,12 +50,15 @@ export function metaFor(key: string, info: StoredFileInfo, body?: Buffer): FileM
 /**
  * What a saved-content request does on every hit (stat, ETag, Last-Modified, type, and for small files the
  * bytes) is remembered for `ttlMs`. After that one `stat` revalidates it; a changed `version` drops it.
- * Concurrent misses for one key share one lookup.
+ * That a file is absent is remembered for `ttlMs` too (a put or `invalidate` through this process forgets it
+ * at once). Concurrent misses for one key share one lookup.
  */
 export class FileMetaCache {
   private readonly entries: LRUCache<string, Entry>;
   private readonly bodies: LRUCache<string, Buffer>;
   private readonly inflight = new Map<string, Promise<FileMeta | null>>();
+  /** Bumped by every invalidation, so that a stat begun before one does not record the file as absent. */
+  private generation = 0;
 
   constructor(
     private readonly store: ContentStore,
@@ -71,7 +75,9 @@ export class FileMetaCache {
   get(key: string, now = Date.now()): Promise<FileMeta | null> {
     const entry = this.entries.get(key);
     if (entry && now - entry.checkedAt < this.options.ttlMs) {
-      return Promise.resolve(this.withBody(entry.meta));
+      // An absent file is remembered too: a burst of clients asking for a file that is not saved yet (each
+      // one redirected, then streamed) costs one stat, not one or two each on a busy thread pool.
+      return Promise.resolve(entry.meta === null ? null : this.withBody(entry.meta));
     }
     let pending = this.inflight.get(key);
     if (!pending) {
@@ -83,8 +89,13 @@ export class FileMetaCache {
 
   /** Forget what is known of `key` (after a put or delete through this process). */
   invalidate(key: string): void {
+    this.generation++;
+    this.forget(key);
+  }
+
+  private forget(key: string): void {
     const entry = this.entries.get(key);
-    if (entry) this.bodies.delete(entry.meta.info.version);
+    if (entry?.meta) this.bodies.delete(entry.meta.info.version);
     this.entries.delete(key);
   }
 
@@ -108,23 +119,27 @@ export class FileMetaCache {
 
   private async load(key: string, previous: Entry | undefined): Promise<FileMeta | null> {
     const small = (size: number) => size <= this.options.memoryFileBytes && this.options.memoryBytes > 0;
+    const generation = this.generation;
     const info = await this.store.stat(key);
     if (!info) {
-      this.invalidate(key);
+      this.forget(key);
+      // Unless the file was put or invalidated meanwhile, in which case the next request looks again.
+      if (this.options.ttlMs > 0 && generation === this.generation) this.entries.set(key, { meta: null, checkedAt: Date.now() });
       return null;
     }
-    if (previous && previous.meta.info.version === info.version) {
+    const known = previous?.meta;
+    if (previous && known && known.info.version === info.version) {
       previous.checkedAt = Date.now();
-      return this.withBody(previous.meta);
+      return this.withBody(known);
     }
-    if (previous) this.bodies.delete(previous.meta.info.version);
+    if (known) this.bodies.delete(known.info.version);
     if (!small(info.size)) {
       return this.remember(key, info);
     }
     // Read through an open handle so that the bytes and the info are one version.
     const opened = await this.store.open(key);
     if (!opened) {
-      this.invalidate(key);
+      this.forget(key);
       return null;
     }
     try {

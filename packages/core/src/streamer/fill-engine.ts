@@ -22,6 +22,12 @@ export interface FillEngineOptions {
   /** Bytes per read of a reader, which is also what one reader holds in memory. @default 524288 (512 KiB) */
   readChunkBytes?: number;
   /**
+   * The latest bytes of each download kept in memory, from which readers that follow the download are served
+   * (shared, without reading the file back); readers further behind read from disk. Per running fill,
+   * whatever the file's size and the number of readers. 0 serves every reader from disk. @default 8388608 (8 MiB)
+   */
+  memoryWindowBytes?: number;
+  /**
    * Redirects followed from an upstream (CDNs redirect to mirrors). Authorization is dropped on a redirect to
    * another origin; the remote's extra headers and client certificate are not. 0 treats a 3xx as a failure.
    * @default 5
@@ -38,6 +44,7 @@ export const fillEngineDefaults = {
   cooldownMs: 60_000,
   holdbackBytes: 64 * 1024,
   readChunkBytes: 512 * 1024,
+  memoryWindowBytes: 8 * 1024 * 1024,
   maxRedirections: 5,
   userAgent: 'lazy-content',
   now: Date.now,
@@ -69,17 +76,24 @@ export class FillEngine extends EventEmitter<FillEngineEvents> {
       cooldownMs: options.cooldownMs ?? fillEngineDefaults.cooldownMs,
       holdbackBytes: options.holdbackBytes ?? fillEngineDefaults.holdbackBytes,
       readChunkBytes: options.readChunkBytes ?? fillEngineDefaults.readChunkBytes,
+      memoryWindowBytes: options.memoryWindowBytes ?? fillEngineDefaults.memoryWindowBytes,
       maxRedirections: options.maxRedirections ?? fillEngineDefaults.maxRedirections,
       userAgent: options.userAgent ?? fillEngineDefaults.userAgent,
       now: options.now ?? fillEngineDefaults.now,
     };
     if (!(o.readChunkBytes >= 4096)) throw new RangeError('readChunkBytes must be at least 4096');
     if (!(o.holdbackBytes >= 1)) throw new RangeError('holdbackBytes must be at least 1');
+    if (!(Number.isInteger(o.memoryWindowBytes) && o.memoryWindowBytes >= 0)) throw new RangeError('memoryWindowBytes must be a whole number of at least 0');
     this.cache = options.cache;
     this.logger = o.logger;
     this.cooldowns = new SourceCooldowns(o.cooldownMs, o.now);
     this.clients = new UpstreamClients(o.maxRedirections);
-    this.settings = { holdbackBytes: o.holdbackBytes, readChunkBytes: o.readChunkBytes, userAgent: o.userAgent };
+    this.settings = {
+      holdbackBytes: o.holdbackBytes,
+      readChunkBytes: o.readChunkBytes,
+      memoryWindowBytes: o.memoryWindowBytes,
+      userAgent: o.userAgent,
+    };
   }
 
   /** The running fill of `key`, if any. */

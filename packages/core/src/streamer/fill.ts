@@ -52,6 +52,7 @@ export type FillState = 'connecting' | 'downloading' | 'committing' | 'completed
 export interface FillSettings {
   holdbackBytes: number;
   readChunkBytes: number;
+  memoryWindowBytes: number;
   userAgent: string;
 }
 
@@ -176,7 +177,7 @@ export class Fill {
     // Nobody may be waiting on them (every client left): a failure is reported through events, not crashes.
     this.head.catch(() => undefined);
     this.done.catch(() => undefined);
-    this.growing = new LocalGrowingFile(() => ctx.cache.open(key));
+    this.growing = new LocalGrowingFile(() => ctx.cache.open(key), ctx.settings.memoryWindowBytes);
   }
 
   /** The growing file, as readers see it. */
@@ -331,6 +332,8 @@ export class Fill {
         received += chunk.length;
         if (head.size !== null && received > head.size) throw new SourceError('size_mismatch');
         hash.update(chunk);
+        // Readers that follow the download take these bytes from memory once they are on disk.
+        this.growing.keep(chunk, received - chunk.length);
         try {
           await writer.write(chunk);
         } catch (err) {

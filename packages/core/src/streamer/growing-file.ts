@@ -37,6 +37,18 @@ export interface GrowingFileSource {
   onProgress(listener: () => void): () => void;
   /** Opens the bytes for positional reads. Rejects with `failure` if the file failed. */
   openBytes(): Promise<PositionalFile>;
+  /**
+   * Optional: the bytes `[position, end)` from memory, when a recent window of the download still holds them
+   * all; undefined otherwise (then read them with `openBytes`). The buffers are shared with every other
+   * reader and must not be modified. `end` must not exceed `readableBytes`.
+   */
+  recentBytes?(position: number, end: number): Buffer[] | undefined;
+}
+
+/** A chunk of the download kept in memory, at its offset in the file. */
+interface WindowChunk {
+  offset: number;
+  bytes: Buffer;
 }
 
 /**
@@ -45,6 +57,14 @@ export interface GrowingFileSource {
  * failure never pull the file from under a reader that is still on it.
  */
 export class LocalGrowingFile implements GrowingFileSource {
+  /**
+   * The most recent chunks of the download, oldest first, covering `[windowStart, windowEnd)` without gaps.
+   * Readers that follow the download (the usual case: many clients asking at once) take their bytes from
+   * here, shared, instead of each reading them back from disk into a buffer of their own.
+   */
+  private window: WindowChunk[] = [];
+  private windowHead = 0;
+  private windowBytes = 0;
   private written = 0;
   private readable = 0;
   private current: GrowingFileState = 'growing';
@@ -63,8 +83,14 @@ export class LocalGrowingFile implements GrowingFileSource {
   /**
    * @param reopen opens the finished file anew, for a reader that arrives after the shared descriptor was
    * closed (the fill completed and every earlier reader left).
+   * @param maxWindowBytes how many of the latest bytes to keep in memory for readers that follow the download
+   * (at least; the oldest chunk goes once the rest still cover this many bytes). 0 keeps none: every reader
+   * reads from disk.
    */
-  constructor(private readonly reopen?: () => Promise<PositionalFile | null>) {
+  constructor(
+    private readonly reopen?: () => Promise<PositionalFile | null>,
+    private readonly maxWindowBytes = 0,
+  ) {
     this.handleReady = new Promise<FileHandle>((resolve, reject) => {
       this.resolveHandle = resolve;
       this.rejectHandle = reject;
@@ -120,6 +146,78 @@ export class LocalGrowingFile implements GrowingFileSource {
     };
   }
 
+  recentBytes(position: number, end: number): Buffer[] | undefined {
+    if (end <= position) return [];
+    const chunks = this.window;
+    if (this.windowHead >= chunks.length) return undefined;
+    const first = chunks[this.windowHead]!;
+    if (position < first.offset) return undefined;
+    const last = chunks[chunks.length - 1]!;
+    if (end > last.offset + last.bytes.length) return undefined;
+    // Binary search for the chunk holding `position` (readers are usually near the end, but a search is
+    // cheap either way).
+    let lo = this.windowHead;
+    let hi = chunks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (chunks[mid]!.offset <= position) lo = mid;
+      else hi = mid - 1;
+    }
+    const out: Buffer[] = [];
+    for (let i = lo; i < chunks.length; i++) {
+      const { offset, bytes } = chunks[i]!;
+      if (offset >= end) break;
+      const from = Math.max(0, position - offset);
+      const to = Math.min(bytes.length, end - offset);
+      // subarray shares the memory: no copy, whatever the number of readers.
+      out.push(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to));
+    }
+    return out;
+  }
+
+  /**
+   * The writer's side: `bytes` of the download at `offset`, kept in the memory window (chunks must come in
+   * order and without gaps). Call before `advance` announces them.
+   */
+  keep(bytes: Buffer, offset: number): void {
+    if (this.maxWindowBytes === 0 || this.current !== 'growing' || bytes.length === 0) return;
+    const last = this.window[this.window.length - 1];
+    if (last && last.offset + last.bytes.length !== offset) {
+      // Out of order (never, from a fill): start the window over rather than serve a wrong byte.
+      this.dropWindow();
+    }
+    this.window.push({ offset, bytes });
+    this.windowBytes += bytes.length;
+    this.trimWindow();
+  }
+
+  /**
+   * The oldest chunks go once the newer ones cover the window, but never before they are on disk: a reader
+   * that is told they are readable must find them in one place or the other.
+   */
+  private trimWindow(): void {
+    const chunks = this.window;
+    while (this.windowHead < chunks.length - 1) {
+      const oldest = chunks[this.windowHead]!;
+      if (this.windowBytes - oldest.bytes.length < this.maxWindowBytes) break;
+      if (oldest.offset + oldest.bytes.length > this.written) break;
+      this.windowBytes -= oldest.bytes.length;
+      chunks[this.windowHead] = undefined as unknown as WindowChunk;
+      this.windowHead++;
+    }
+    // Compact now and then, so that the array does not grow with the file.
+    if (this.windowHead > 1024 && this.windowHead * 2 > chunks.length) {
+      this.window = chunks.slice(this.windowHead);
+      this.windowHead = 0;
+    }
+  }
+
+  private dropWindow(): void {
+    this.window = [];
+    this.windowHead = 0;
+    this.windowBytes = 0;
+  }
+
   /** The writer's side: the descriptor every reader shares. */
   attach(handle: FileHandle): void {
     this.handle = handle;
@@ -132,6 +230,8 @@ export class LocalGrowingFile implements GrowingFileSource {
     if (writtenBytes <= this.written && readableBytes <= this.readable) return;
     this.written = Math.max(this.written, writtenBytes);
     this.readable = Math.max(this.readable, Math.min(readableBytes, this.written));
+    // Chunks kept while they were not on disk yet may go now.
+    if (this.windowBytes > this.maxWindowBytes) this.trimWindow();
     this.notify();
   }
 
@@ -149,6 +249,7 @@ export class LocalGrowingFile implements GrowingFileSource {
     if (this.current !== 'growing') return;
     this.current = 'failed';
     this.error = error;
+    this.dropWindow();
     this.rejectHandle(error);
     this.notify();
   }
@@ -171,6 +272,8 @@ export class LocalGrowingFile implements GrowingFileSource {
     this.holds--;
     if (this.holds > 0 || this.closed) return;
     this.closed = true;
+    // Nobody reads any more: the memory goes, and a later reader reopens the file from the cache.
+    this.dropWindow();
     if (this.handle) await this.handle.close().catch(() => undefined);
     for (const callback of this.closedCallbacks.splice(0)) callback();
   }
@@ -191,9 +294,10 @@ export interface GrowingFileReaderOptions {
 
 /**
  * A readable stream of a growing file, from `start` to `end` (or the end of the file), at the pace of its
- * consumer. It reads straight from the descriptor into a fresh buffer of at most one chunk, only when the
- * consumer wants more, and waits for a progress notice when it has caught up with the writer: no timers,
- * no polling. It errors (so the HTTP layer destroys the connection) as soon as the file fails, and ends
+ * consumer. Bytes still in the source's memory window are handed on as they are (shared with every other
+ * reader); older ones are read from the descriptor into a fresh buffer of at most one chunk. Either way it
+ * reads only when the consumer wants more, and waits for a progress notice when it has caught up with the
+ * writer: no timers, no polling. It errors (so the HTTP layer destroys the connection) as soon as the file fails, and ends
  * cleanly only when the file is complete and verified or the requested range was readable in full.
  */
 export class GrowingFileReader extends Readable {
@@ -278,7 +382,15 @@ export class GrowingFileReader extends Readable {
     }
     const limit = this.end === undefined ? source.readableBytes : Math.min(source.readableBytes, this.end + 1);
     if (this.position < limit) {
-      this.readChunk(this.file, Math.min(this.chunkBytes, limit - this.position));
+      const until = this.position + Math.min(this.chunkBytes, limit - this.position);
+      const recent = source.recentBytes?.(this.position, until);
+      if (recent) {
+        // From the download's memory window: shared buffers, no read, no copy.
+        this.position = until;
+        for (const bytes of recent) this.push(bytes);
+        return;
+      }
+      this.readChunk(this.file, until - this.position);
       return;
     }
     if (this.end !== undefined && this.position > this.end) {
