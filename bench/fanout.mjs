@@ -10,15 +10,18 @@
 //   BENCH_SIZES=64,1024   file sizes in MiB, comma separated (a quick check: BENCH_SIZES=64)
 //   BENCH_CLIENTS=50      concurrent curl clients per run
 //   BENCH_RATE_MIB=32     the origin's limit per connection, in MiB/s
-//   BENCH_ONLY=a,b        only these servers (lazy-content, lazy-content-no-digest, varnish, squid, nginx)
+//   BENCH_ONLY=a,b        only these servers (lazy-content, lazy-content-no-digest, lazy-content-inline, varnish,
+//                         squid, nginx)
 //   BENCH_NO_DIGEST=1     also run lazy-content with a catalog entry without digest (0: skip that row)
 //   BENCH_TIMEOUT=2400    bound of the whole script, in seconds (a full run takes 10 to 25 minutes on 2 CPUs)
 //   BENCH_RETRIES=1       a run during which other processes used more than 0.25 CPU is done again, up to this
 //                         many times; the least disturbed attempt is kept (every attempt is printed)
 //   BENCH_QUIET_WAIT=20   before each run, wait up to this many seconds for other processes to go quiet
-//   BENCH_WARMUP=1        before each measured run, one client downloads another file (1 MiB + 1 B) through the fresh
-//                         server, so that what is measured is a running proxy rather than a process's first
-//                         requests (JIT, undici's parser compiled on first use). 0: measure the cold process
+//   BENCH_WARMUP=1        before each measured run, CLIENTS clients at once download another file (1 MiB + 1 B)
+//                         through the fresh server, twice (while it is fetched, then from the cache), so that
+//                         what is measured is a running proxy rather than a process's first requests (V8
+//                         compiles hot code only after it ran often; undici compiles its parser on first use).
+//                         The same for every server. 0: measure the cold process
 //   BENCH_LAZY_NODE_ARGS  extra node options for the lazy-content child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
 //   BENCH_JSON=file       also write the results as JSON
 //   VARNISHD, SQUID, NGINX   the binaries (default /usr/sbin/…)
@@ -91,12 +94,13 @@ const CLK_TCK = 100;
 const SERVERS = [
   { name: 'lazy-content', title: 'lazy-content, Express 5 (entry with digest)', kind: 'lazy', digest: true },
   { name: 'lazy-content-no-digest', title: 'lazy-content, Express 5 (entry without digest)', kind: 'lazy', digest: false },
+  { name: 'lazy-content-inline', title: 'lazy-content, Express 5, streamer.inline (entry with digest)', kind: 'lazy', digest: true, inline: true },
   { name: 'varnish', title: 'Varnish (do_stream)', kind: 'proxy', config: varnish },
   { name: 'squid', title: 'Squid (collapsed_forwarding)', kind: 'proxy', config: squid },
   { name: 'nginx', title: 'nginx (proxy_cache_lock)', kind: 'proxy', config: nginx },
 ].filter((s) => (ONLY ? ONLY.has(s.name) : s.name !== 'lazy-content-no-digest' || NO_DIGEST));
 if (ONLY) {
-  const known = new Set(['lazy-content', 'lazy-content-no-digest', 'varnish', 'squid', 'nginx']);
+  const known = new Set(['lazy-content', 'lazy-content-no-digest', 'lazy-content-inline', 'varnish', 'squid', 'nginx']);
   for (const name of ONLY) if (!known.has(name)) throw new Error(`BENCH_ONLY: unknown server ${name}`);
 }
 
@@ -494,6 +498,7 @@ async function startServer(server, { dir, originPort, size, digest }) {
     const args = [...LAZY_NODE_ARGS, process.env.BENCH_LAZY_SCRIPT ?? path.join(here, 'fanout', 'lazy-express.mjs'), '--data-dir', path.join(dir, 'data')];
     args.push('--origin-port', String(originPort), '--size', String(size));
     if (server.digest) args.push('--digest', digest);
+    if (server.inline) args.push('--inline');
     if (WARMUP) args.push('--warm-size', String(WARM_SIZE));
     const child = start(process.execPath, args, { cwd: dir });
     const port = await readyPort(child, server.name);
@@ -541,9 +546,12 @@ async function run(server, ctx) {
       // A running proxy, not a process that just started: one other file through the same path first (for
       // lazy-content: the 302, the streamer, a fill, the undici client and the JIT; for the others, their
       // backend connection and cache code).
-      const warm = await client(srv.warmUrl, 60);
-      if (warm.exit !== 0 || warm.status !== 200 || warm.bytes !== WARM_SIZE) {
-        throw new Error(`${server.name}: warm-up download failed (exit ${warm.exit}, status ${warm.status}, ${warm.bytes} bytes)`);
+      // The same shape of load as the measured run (CLIENTS at once), on a small file, twice: once while it is
+      // fetched, once from the cache. Code that runs once is not compiled yet (V8 optimises what runs often).
+      for (let round = 0; round < 2; round++) {
+        const warm = await Promise.all(Array.from({ length: CLIENTS }, () => client(srv.warmUrl, 60)));
+        const bad = warm.find((w) => w.exit !== 0 || w.status !== 200 || w.bytes !== WARM_SIZE);
+        if (bad) throw new Error(`${server.name}: warm-up download failed (exit ${bad.exit}, status ${bad.status}, ${bad.bytes} bytes)`);
       }
     }
     const before = await originCount(originPort, size);
@@ -656,7 +664,7 @@ function table(rows, floorS) {
 
 function goals(all) {
   const out = [];
-  for (const lazyName of ['lazy-content', 'lazy-content-no-digest']) {
+  for (const lazyName of ['lazy-content', 'lazy-content-no-digest', 'lazy-content-inline']) {
     const lazyRows = all.filter((r) => r.server === lazyName);
     if (lazyRows.length === 0) continue;
     out.push(`Goals for ${lazyRows[0].title}:`);
@@ -751,7 +759,7 @@ async function main() {
       if (server.kind === 'lazy') {
         const t = row.threads.map((x) => `${x.name} ${x.cpuS.toFixed(2)} s (${(x.ofWall * 100).toFixed(0)} %)`).join(', ');
         process.stdout.write(`    CPU by thread of the Node process during the run (% of wall): ${t}\n`);
-        process.stdout.write(`    of the TTFB, the 302 took: median ${f3(row.redirectMedianS)} s, p99 ${f3(row.redirectP99S)} s\n`);
+        if (!server.inline) process.stdout.write(`    of the TTFB, the 302 took: median ${f3(row.redirectMedianS)} s, p99 ${f3(row.redirectP99S)} s\n`);
       }
       if (server.kind === 'lazy' && LAZY_NODE_ARGS.includes('--cpu-prof')) {
         process.stdout.write(`    profile window: node bench/fanout/cpu-profile.mjs <file>.cpuprofile --window ${row.window}\n`);

@@ -201,8 +201,11 @@ describe('faults: a client never receives a corrupt or truncated file as complet
       expect(handler.lazyContent.fills.cache.lookup(`s/${name}`)).toBeNull();
       expect(await cacheTempFiles()).toEqual([]);
       // The source is cooled down but it is the only one, so the next request tries it again.
+      const failedAgain = once(handler.lazyContent.fills, 'fill:failed');
       await get(link);
       expect(upstream.requests(`/up/${name}`)).toBe(2);
+      // That attempt fails the same way; its temp file is gone once it says so (the next test counts them).
+      await failedAgain;
     });
   }
 

@@ -3,10 +3,11 @@
 // file, registered before listening.
 //
 //   node bench/fanout/lazy-express.mjs --data-dir DIR --origin-port N --size BYTES [--digest SHA256_HEX] [--port N]
-//                                      [--warm-size BYTES]
+//                                      [--warm-size BYTES] [--inline]
 //
 // Prints "ready <port>" once listening. Without --digest the entry has a size but no digest. --warm-size adds a
-// second entry, bench/file-<warm-size>.bin, for the benchmark's warm-up request. SIGTERM/SIGINT
+// second entry, bench/file-<warm-size>.bin, for the benchmark's warm-up request. --inline sets streamer.inline
+// (the content request streams the file itself instead of redirecting to the streamer). SIGTERM/SIGINT
 // close the server and exit normally, so that `node --cpu-prof` writes its profile.
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     digest: { type: 'string' },
     port: { type: 'string' },
     'warm-size': { type: 'string' },
+    inline: { type: 'boolean' },
   },
 });
 const fail = (message) => {
@@ -32,7 +34,7 @@ const originPort = Number(values['origin-port'] ?? fail('missing --origin-port')
 const size = Number(values.size ?? fail('missing --size'));
 const warmSize = values['warm-size'] === undefined ? undefined : Number(values['warm-size']);
 
-const handler = lazyContent({ dataDir, logger: false });
+const handler = lazyContent({ dataDir, logger: false, ...(values.inline ? { streamer: { inline: true } } : {}) });
 const catalog = await handler.lazyContent.catalog();
 await catalog.addRemote({ name: 'origin' });
 await catalog.addEntries([

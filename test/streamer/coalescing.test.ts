@@ -87,6 +87,37 @@ describe('coalesced fill', () => {
     expect(upstream.requests(path)).toBe(1);
   });
 
+  it('answers a request that comes while the verified file moves into the cache from the cache, once it is there', async () => {
+    const path = serve('committing.bin');
+    const src = source('repo/committing.bin', `${upstream.origin}${path}`, BIG);
+    // Hold the commit (fsync and rename) until the request below has come.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const commit = h.cache.commit.bind(h.cache);
+    h.cache.commit = async (...args) => {
+      await gate;
+      return commit(...args);
+    };
+    const fill = h.engine.fill('repo/committing.bin', [src]);
+    await until(fill, () => fill.state === 'committing');
+    let answered = false;
+    const during = h.engine.open('repo/committing.bin', [src]).finally(() => (answered = true));
+    await settle();
+    expect(answered).toBe(false);
+    release();
+    const acquired = await during;
+    expect(acquired.kind).toBe('cached');
+    if (acquired.kind !== 'cached') return;
+    try {
+      // From the cache: the same validators as every later request will see.
+      expect(acquired.file.record.digest).toBe(BIG_SHA);
+      expect(sha256(await acquired.file.readAll())).toBe(BIG_SHA);
+    } finally {
+      await acquired.file.close();
+    }
+    expect(upstream.requests(path)).toBe(1);
+  });
+
   it('gives a reader that joins mid-download the whole file, starting at once', async () => {
     const path = serve('join.bin');
     const src = source('repo/join.bin', `${upstream.origin}${path}?mode=gate&after=${4 * MiB}`, BIG);

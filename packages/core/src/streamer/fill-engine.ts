@@ -112,7 +112,16 @@ export class FillEngine extends EventEmitter<FillEngineEvents> {
    */
   async open(key: string, sources: readonly FillSource[]): Promise<Acquired> {
     const running = this.fills.get(key);
-    if (running) return { kind: 'fill', fill: this.join(running), joined: true };
+    if (running?.state === 'committing') {
+      // Verified and moving into the cache (an fsync and a rename): wait for it, so that the answer comes
+      // from the cache with its validators, as it will for every later request.
+      const cached = await running.done.then(
+        () => this.cache.open(key),
+        () => null,
+      );
+      if (cached) return { kind: 'cached', file: cached };
+    }
+    if (running && this.fills.get(key) === running) return { kind: 'fill', fill: this.join(running), joined: true };
     const file = await this.cache.open(key);
     if (file) return { kind: 'cached', file };
     // Checked again: another request may have started the fill while the cache was looked at.

@@ -233,15 +233,27 @@ export class Fill {
     let release: Release | undefined;
     let verified: { size: number; digest: string; head: FillHead };
     try {
-      try {
-        temp = await this.ctx.cache.createTemp();
-      } catch (err) {
-        throw this.diskFailure(err);
+      // The temp file and the upstream's answer are awaited together: neither waits for the other, so the
+      // first clients get their headers one disk round trip sooner.
+      const creating = this.ctx.cache.createTemp().then(
+        (created) => ({ created }),
+        (err: unknown) => ({ err }),
+      );
+      const connecting = this.connect().then(
+        (answer) => ({ answer }),
+        (err: unknown) => ({ err }),
+      );
+      const [made, connected] = await Promise.all([creating, connecting]);
+      if ('answer' in connected) release = connected.answer.release;
+      if ('err' in made) {
+        if ('answer' in connected) discardBody(connected.answer.body);
+        throw this.diskFailure(made.err);
       }
+      temp = made.created;
       this.growing.attach(temp.handle);
+      if ('err' in connected) throw connected.err;
       this.throwIfAborted();
-      const answer = await this.connect();
-      release = answer.release;
+      const answer = connected.answer;
       this.answered = answer.source;
       this.current = 'downloading';
       this.expectedSize = answer.head.size;
@@ -256,7 +268,7 @@ export class Fill {
       await this.fail(err instanceof FillFailure ? err : this.diskFailure(err), temp);
       return;
     }
-    release();
+    release?.();
     // Verified: the held-back tail goes out now, before the commit's fsync and rename.
     this.current = 'committing';
     this.growing.complete(verified.size);
