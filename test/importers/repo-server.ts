@@ -21,6 +21,8 @@ export interface RepoServer {
   requests: string[];
   /** When set, requests without this `authorization` header get 401. */
   requireAuthorization: string | null;
+  /** The next `times` requests of `urlPath` get `status` (with `retryAfter` as Retry-After when given). */
+  failNext(urlPath: string, times: number, status: number, retryAfter?: string): void;
   close(): Promise<void>;
 }
 
@@ -28,12 +30,19 @@ export interface RepoServer {
 export async function startRepoServer(options: { tls?: https.ServerOptions } = {}): Promise<RepoServer> {
   const files = new Map<string, Buffer>();
   const requests: string[] = [];
+  const failures = new Map<string, { times: number; status: number; retryAfter: string | undefined }>();
   const state = { requireAuthorization: null as string | null };
   const handler: http.RequestListener = (req, res) => {
     const urlPath = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     requests.push(urlPath);
     if (state.requireAuthorization !== null && req.headers.authorization !== state.requireAuthorization) {
       res.writeHead(401).end();
+      return;
+    }
+    const failure = failures.get(urlPath);
+    if (failure && failure.times > 0) {
+      failure.times--;
+      res.writeHead(failure.status, failure.retryAfter === undefined ? {} : { 'retry-after': failure.retryAfter }).end('try again later');
       return;
     }
     const body = files.get(urlPath);
@@ -50,6 +59,7 @@ export async function startRepoServer(options: { tls?: https.ServerOptions } = {
   return {
     origin: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     put: (p, bytes) => void files.set(p, Buffer.from(bytes)),
+    failNext: (p, times, status, retryAfter) => void failures.set(p, { times, status, retryAfter }),
     remove: (p) => void files.delete(p),
     publish(base, content) {
       for (const key of [...files.keys()]) if (key.startsWith(base)) files.delete(key);

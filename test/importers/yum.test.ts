@@ -260,6 +260,59 @@ describe('malformed yum metadata: a clear error and an unchanged catalog', () =>
   });
 });
 
+describe('an upstream that fails for a moment', () => {
+  const published = () => {
+    const repo = yumRepo({ packages: packages(), compression: 'gz' });
+    upstream.publish(BASE, repo.files);
+    return repo;
+  };
+  const primaryPath = (files: Map<string, Buffer>) => `${BASE}${[...files.keys()].find((k) => k.includes('primary'))!}`;
+  const countOf = (urlPath: string) => upstream.requests.filter((r) => r === urlPath).length;
+
+  it('tries a metadata file again after a 503 or 429, and the import succeeds', async () => {
+    const repo = published();
+    const repomd = `${BASE}repodata/repomd.xml`;
+    const primary = primaryPath(repo.files);
+    const before = [countOf(repomd), countOf(primary)];
+    upstream.failNext(repomd, 2, 503);
+    upstream.failNext(primary, 1, 429, '0');
+    const result = await importYum(h.lc, { retryDelayMs: 5 });
+    expect(result.total).toBe(expected(repo.files, packages()).size);
+    await expectCatalogToHold(h.lc, expected(repo.files, packages()));
+    expect(countOf(repomd) - before[0]!).toBe(3);
+    expect(countOf(primary) - before[1]!).toBe(2);
+  });
+
+  it('gives up after `attempts`, saying how many, and changes nothing', async () => {
+    published();
+    const repomd = `${BASE}repodata/repomd.xml`;
+    const before = countOf(repomd);
+    upstream.failNext(repomd, 5, 502);
+    await expect(importYum(h.lc, { attempts: 4, retryDelayMs: 1 })).rejects.toMatchObject({
+      code: 'UPSTREAM_FAILED',
+      message: expect.stringMatching(/repomd\.xml: the upstream answered 502 \(4 tries\)/),
+    });
+    expect(countOf(repomd) - before).toBe(4);
+    expect(await snapshot(h.lc)).toEqual({ remotes: [], entries: [] });
+    upstream.failNext(repomd, 0, 502);
+  });
+
+  it('does not try again an answer that will not change (404, 401)', async () => {
+    published();
+    const repomd = `${BASE}repodata/repomd.xml`;
+    const before = countOf(repomd);
+    upstream.failNext(repomd, 1, 401);
+    await expect(importYum(h.lc, { retryDelayMs: 1 })).rejects.toThrow(/answered 401$/);
+    expect(countOf(repomd) - before).toBe(1);
+  });
+
+  it('refuses attempts and retryDelayMs that are not sensible whole numbers', async () => {
+    await expect(importYum(h.lc, { attempts: 0 })).rejects.toThrow(/option "attempts" must be a whole number from 1 to 100/);
+    await expect(importYum(h.lc, { attempts: 1.5 })).rejects.toThrow(/option "attempts"/);
+    await expect(importYum(h.lc, { retryDelayMs: -1 })).rejects.toThrow(/option "retryDelayMs" must be a whole number of milliseconds/);
+  });
+});
+
 describe('a large primary', () => {
   it.each<Compression>(['gz', 'zst', 'xz'])('imports 50,000 packages from a %s primary, parsed as a stream', async (compression) => {
     // Generated as text directly: 50,000 packages of realistic shape, ~45 MB of XML.

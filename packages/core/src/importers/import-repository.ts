@@ -4,7 +4,7 @@ import { LazyContentError } from '../errors.js';
 import type { ImportProgress, LazyContent } from '../lazy-content.js';
 import { fileImporter } from './file.js';
 import type { Importer, ImporterContext } from './importer.js';
-import { MetadataClient } from './metadata-client.js';
+import { MetadataClient, metadataClientDefaults } from './metadata-client.js';
 import { directoryUrl, prefixKeyOf } from './paths.js';
 import { yumImporter } from './yum.js';
 
@@ -44,6 +44,13 @@ export interface ImportRepositoryOptions {
   onProgress?: (progress: RepositoryImportProgress) => void;
   /** @default 'lazy-content' */
   userAgent?: string;
+  /**
+   * Tries per metadata file (a failed connection, a timeout, a 408/425/429/5xx answer is tried again, with a
+   * delay that doubles from `retryDelayMs`, or the upstream's Retry-After). @default 3
+   */
+  attempts?: number;
+  /** @default 500 */
+  retryDelayMs?: number;
 }
 
 /** What an import changed: counts of catalog entries of this remote under this prefix. */
@@ -103,6 +110,12 @@ function check(o: ImportRepositoryOptions): CheckedOptions {
   if (typeof o.remote !== 'string' || o.remote === '') throw invalid('option "remote" must be the name of a remote');
   const maxAgeMs = o.maxAgeMs ?? importRepositoryDefaults.maxAgeMs;
   if (!Number.isSafeInteger(maxAgeMs) || maxAgeMs < 0) throw invalid('option "maxAgeMs" must be a whole number of milliseconds');
+  if (o.attempts !== undefined && (!Number.isInteger(o.attempts) || o.attempts < 1 || o.attempts > 100)) {
+    throw invalid('option "attempts" must be a whole number from 1 to 100');
+  }
+  if (o.retryDelayMs !== undefined && (!Number.isInteger(o.retryDelayMs) || o.retryDelayMs < 0 || o.retryDelayMs > 600_000)) {
+    throw invalid('option "retryDelayMs" must be a whole number of milliseconds from 0 to 600000');
+  }
   return { baseUrl, importer, prefixKey, maxAgeMs };
 }
 
@@ -178,7 +191,11 @@ export async function importRepository(lc: LazyContent, options: ImportRepositor
   const entries = new Map<string, CatalogEntryInput>();
   const reading = { phase: 'reading' as const, found: 0, expected: null as number | null, file: null as string | null };
   const remote = effectiveRemote(name, current, patch);
-  const client = new MetadataClient(remote, { userAgent: options.userAgent ?? importRepositoryDefaults.userAgent });
+  const client = new MetadataClient(remote, {
+    userAgent: options.userAgent ?? importRepositoryDefaults.userAgent,
+    attempts: options.attempts ?? metadataClientDefaults.attempts,
+    retryDelayMs: options.retryDelayMs ?? metadataClientDefaults.retryDelayMs,
+  });
   try {
     const context: ImporterContext = {
       baseUrl,
