@@ -1,11 +1,13 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixture, repoRoot } from './fixtures/entitlement.js';
+import { REDIS_URL, redisAvailable } from './helpers/services.js';
 import { makeTestPki } from './upstream/certs.js';
 import { type FaultServer, startFaultServer } from './upstream/fault-server.js';
 
@@ -122,6 +124,56 @@ describe('lazy-content worker', () => {
       await fsp.rm(dataDir, { recursive: true, force: true });
     }
   });
+});
+
+describe('lazy-content serve --resync and --redis', () => {
+  it('imports the repository again every --resync seconds, and saves through the BullMQ queue on --redis', async (ctx) => {
+    if (!(await redisAvailable())) ctx.skip();
+    const upstream = await startFaultServer();
+    const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'lc-cli-resync-'));
+    const name = `rs-${randomBytes(4).toString('hex')}`;
+    const a = randomBytes(50_000);
+    const b = randomBytes(70_000);
+    const manifest = (files: Array<[string, Buffer]>) => Buffer.from(files.map(([n, bytes]) => `${n},${sha256(bytes)},${bytes.length}\n`).join(''));
+    upstream.put('/r/a.bin', a);
+    upstream.put('/r/b.bin', b);
+    upstream.put('/r/PULP_MANIFEST', manifest([['a.bin', a]]));
+    const status = async (url: string) => (await curl(['-o', '/dev/null', '-w', '%{http_code}', url])).stdout.toString();
+    const eventually = async (check: () => Promise<boolean>, what: string) => {
+      for (let i = 0; i < 200; i++) {
+        if (await check()) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`gave up waiting: ${what}`);
+    };
+    const { url, child } = await serve(
+      ['--import', `${upstream.origin}/r/`, '--type', 'file', '--prefix', `/content/${name}/`, '--policy', 'background', '--resync', '1', '--redis', REDIS_URL],
+      dataDir,
+    );
+    try {
+      // Policy background: the save is queued on BullMQ and done by the server's worker; once saved, the file
+      // is answered directly (200) instead of redirected to the streamer (302).
+      await eventually(async () => (await status(`${url}/content/${name}/a.bin`)) === '200', 'a.bin to be saved');
+      expect(sha256((await curl(['-o', '-', `${url}/content/${name}/a.bin`])).stdout)).toBe(sha256(a));
+      expect(await status(`${url}/content/${name}/b.bin`)).toBe('404');
+      // A file added upstream appears within a resync or two, and is saved too.
+      upstream.put('/r/PULP_MANIFEST', manifest([['a.bin', a], ['b.bin', b]]));
+      await eventually(async () => (await status(`${url}/content/${name}/b.bin`)) === '200', 'b.bin to be imported and saved');
+      expect(sha256((await curl(['-o', '-', `${url}/content/${name}/b.bin`])).stdout)).toBe(sha256(b));
+      // Each file came from upstream once.
+      expect(upstream.requests('/r/a.bin')).toBe(1);
+      expect(upstream.requests('/r/b.bin')).toBe(1);
+      expect(upstream.requests('/r/PULP_MANIFEST')).toBeGreaterThanOrEqual(2);
+      // SIGTERM stops it, Redis clients included (they used to keep the process alive).
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      expect((await exited)[0]).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await upstream.close();
+      await fsp.rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('lazy-content serve, end to end with real clients', () => {

@@ -7,12 +7,11 @@ import { adminInstance, commonOptions, helpOf } from './common.js';
 import type { LazyContent } from '../lazy-content.js';
 
 async function withInstance<T>(values: Record<string, unknown>, fn: (lc: LazyContent) => Promise<T>): Promise<T> {
-  const lc = await adminInstance(values);
+  const instance = await adminInstance(values);
   try {
-    return await fn(lc);
+    return await fn(instance.lc);
   } finally {
-    await lc.close();
-    await (lc.options.save.queue as { close?: () => Promise<void> } | undefined)?.close?.();
+    await instance.close();
   }
 }
 

@@ -17,15 +17,23 @@ export const commonHelp = `  --data-dir DIR     lazy-content's data folder (cata
   --database URL     postgres://… or a SQLite file                        [<data-dir>/catalog.sqlite]
   --redis URL        redis://…: save queue on BullMQ, cache index in Redis`;
 
+/** What `baseOptions` gives: the options, the BullMQ queue when --redis, and `release` for the Redis clients it made. */
+export type BaseOptions = LazyContentOptions & {
+  redisQueue?: BullMqSaveQueue;
+  /** Closes the Redis clients made for --redis (queue and cache index); the process cannot exit while they are open. */
+  release(): Promise<void>;
+};
+
 /** lazy-content options from the common command-line options (Redis clients are loaded only for --redis). */
-export async function baseOptions(values: Record<string, unknown>): Promise<LazyContentOptions & { redisQueue?: BullMqSaveQueue }> {
+export async function baseOptions(values: Record<string, unknown>): Promise<BaseOptions> {
   const dataDir = typeof values['data-dir'] === 'string' ? values['data-dir'] : './.lazy-content';
   const database = typeof values.database === 'string' ? values.database : undefined;
   const redis = typeof values.redis === 'string' ? values.redis : undefined;
-  const options: LazyContentOptions & { redisQueue?: BullMqSaveQueue } = {
+  const options: BaseOptions = {
     dataDir,
     catalog: database ? { database } : {},
     logger: defaultLogger(),
+    release: async () => {},
   };
   if (redis) {
     const { BullMqSaveQueue } = await import('../save/bullmq-save-queue.js');
@@ -35,16 +43,34 @@ export async function baseOptions(values: Record<string, unknown>): Promise<Lazy
     options.save = { queue };
     // Each cache folder has its own index; several hosts share Redis.
     const cacheDir = path.resolve(dataDir, 'cache');
-    options.cache = { index: new Keyv({ store: new KeyvRedis(redis), namespace: `lazy-content:cache:${os.hostname()}:${cacheDir}` }) };
+    const index = new Keyv({ store: new KeyvRedis(redis), namespace: `lazy-content:cache:${os.hostname()}:${cacheDir}` });
+    options.cache = { index };
+    let released = false;
+    options.release = async () => {
+      if (released) return;
+      released = true;
+      await queue.close();
+      await index.disconnect();
+    };
   }
   return options;
 }
 
-/** A lazy-content instance for an admin command: no worker, quiet. */
-export async function adminInstance(values: Record<string, unknown>): Promise<LazyContent> {
-  const { redisQueue, ...options } = await baseOptions(values);
+/** A lazy-content instance for an admin command: no worker, quiet. Close it with `close()`, which also releases Redis. */
+export async function adminInstance(values: Record<string, unknown>): Promise<{ lc: LazyContent; close(): Promise<void> }> {
+  const { redisQueue, release, ...options } = await baseOptions(values);
   const { createLazyContent } = await import('../lazy-content.js');
-  return createLazyContent({ ...options, logger: false, save: { ...options.save, worker: false, ...(redisQueue ? { queue: redisQueue } : {}) } });
+  const lc = createLazyContent({ ...options, logger: false, save: { ...options.save, worker: false, ...(redisQueue ? { queue: redisQueue } : {}) } });
+  return {
+    lc,
+    close: async () => {
+      try {
+        await lc.close();
+      } finally {
+        await release();
+      }
+    },
+  };
 }
 
 export function helpOf(usage: string, options: string): string {

@@ -71,12 +71,11 @@ export async function importCommand(argv: string[]): Promise<number> {
   const type = oneOf(values, 'type', ['file', 'yum'] as const, 'file');
   const policy = oneOf(values, 'policy', DOWNLOAD_POLICIES, 'on_demand');
   const remote = str(values, 'remote') ?? (prefix.replace(/\/$/, '').replace(/[^A-Za-z0-9._-]/g, '-') || 'default');
-  const lc = await adminInstance(values);
+  const instance = await adminInstance(values);
   try {
-    await runImport(lc, { url, type, prefix, policy, remote }, process.stdout);
+    await runImport(instance.lc, { url, type, prefix, policy, remote }, process.stdout);
   } finally {
-    await lc.close();
-    await (lc.options.save.queue as { close?: () => Promise<void> } | undefined)?.close?.();
+    await instance.close();
   }
   return 0;
 }

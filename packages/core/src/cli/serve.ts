@@ -201,7 +201,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     }
   }
 
-  const { redisQueue, ...options } = await baseOptions(values);
+  const { redisQueue, release, ...options } = await baseOptions(values);
   if (rules.length) {
     options.entitlement = { rules, trustedProxies: (values['trust-proxy'] as string[] | undefined) ?? [] };
   } else if (values['trust-proxy']) {
@@ -220,8 +220,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
     if (stopping) return;
     stopping = true;
     clearInterval(timer);
-    await running.close();
-    await redisQueue?.close();
+    try {
+      await running.close();
+    } finally {
+      await release();
+    }
   };
   try {
     await running.core.start();
@@ -254,7 +257,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     process.stdout.write(WORKER_HELP);
     return 0;
   }
-  const { redisQueue, ...options } = await baseOptions(values);
+  const { redisQueue, release, ...options } = await baseOptions(values);
   const streamerUrl = str(values, 'streamer-url');
   const lc = (await library()).createLazyContent({
     ...options,
@@ -272,7 +275,10 @@ export async function workerCommand(argv: string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
   });
-  await lc.close();
-  await redisQueue?.close();
+  try {
+    await lc.close();
+  } finally {
+    await release();
+  }
   return 0;
 }
