@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixture, repoRoot } from './fixtures/entitlement.js';
 import { REDIS_URL, redisAvailable } from './helpers/services.js';
+import { startRepoServer } from './importers/repo-server.js';
 import { makeTestPki } from './upstream/certs.js';
 import { type FaultServer, startFaultServer } from './upstream/fault-server.js';
 
@@ -170,6 +171,30 @@ describe('lazy-content serve --resync and --redis', () => {
       expect((await exited)[0]).toBe(0);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+      await upstream.close();
+      await fsp.rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('never runs a resync while the previous one is still importing', async () => {
+    const upstream = await startRepoServer();
+    const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'lc-cli-resync-slow-'));
+    const a = randomBytes(1000);
+    upstream.put('/slow/a.bin', a);
+    upstream.put('/slow/PULP_MANIFEST', `a.bin,${sha256(a)},${a.length}\n`);
+    const { child } = await serve(['--import', `${upstream.origin}/slow/`, '--type', 'file', '--prefix', '/content/slow/', '--resync', '1'], dataDir);
+    try {
+      // From now on each import takes 1.5 s, longer than the 1 s between resyncs.
+      upstream.delay('/slow/PULP_MANIFEST', 1500);
+      const manifests = () => upstream.requests.filter((r) => r === '/slow/PULP_MANIFEST').length;
+      const start = manifests();
+      for (let i = 0; i < 100 && manifests() < start + 3; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(manifests()).toBeGreaterThanOrEqual(start + 3);
+      expect(upstream.maxInFlight('/slow/PULP_MANIFEST')).toBe(1);
+    } finally {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
       await upstream.close();
       await fsp.rm(dataDir, { recursive: true, force: true });
     }

@@ -23,6 +23,10 @@ export interface RepoServer {
   requireAuthorization: string | null;
   /** The next `times` requests of `urlPath` get `status` (with `retryAfter` as Retry-After when given). */
   failNext(urlPath: string, times: number, status: number, retryAfter?: string): void;
+  /** Answers for `urlPath` wait `ms` before they start (0: at once again). */
+  delay(urlPath: string, ms: number): void;
+  /** The most requests of `urlPath` that were being answered at the same time. */
+  maxInFlight(urlPath: string): number;
   close(): Promise<void>;
 }
 
@@ -32,8 +36,20 @@ export async function startRepoServer(options: { tls?: https.ServerOptions } = {
   const requests: string[] = [];
   const failures = new Map<string, { times: number; status: number; retryAfter: string | undefined }>();
   const state = { requireAuthorization: null as string | null };
+  const delays = new Map<string, number>();
+  const inFlight = new Map<string, { now: number; max: number }>();
   const handler: http.RequestListener = (req, res) => {
     const urlPath = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const flight = inFlight.get(urlPath) ?? { now: 0, max: 0 };
+    inFlight.set(urlPath, flight);
+    flight.now++;
+    flight.max = Math.max(flight.max, flight.now);
+    res.on('close', () => flight.now--);
+    const wait = delays.get(urlPath) ?? 0;
+    if (wait > 0) setTimeout(() => answer(req, res, urlPath), wait);
+    else answer(req, res, urlPath);
+  };
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse, urlPath: string) => {
     requests.push(urlPath);
     if (state.requireAuthorization !== null && req.headers.authorization !== state.requireAuthorization) {
       res.writeHead(401).end();
@@ -60,6 +76,8 @@ export async function startRepoServer(options: { tls?: https.ServerOptions } = {
     origin: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     put: (p, bytes) => void files.set(p, Buffer.from(bytes)),
     failNext: (p, times, status, retryAfter) => void failures.set(p, { times, status, retryAfter }),
+    delay: (p, ms) => void delays.set(p, ms),
+    maxInFlight: (p) => inFlight.get(p)?.max ?? 0,
     remove: (p) => void files.delete(p),
     publish(base, content) {
       for (const key of [...files.keys()]) if (key.startsWith(base)) files.delete(key);

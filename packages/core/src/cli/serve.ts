@@ -234,8 +234,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
     throw err;
   }
   if (resync > 0 && imports.length) {
+    let importing = false;
     timer = setInterval(() => {
-      importAll().catch((err: unknown) => process.stderr.write(`lazy-content: resync failed: ${(err as Error).message}\n`));
+      // An import that takes longer than the interval is not run twice at once: the tick is skipped.
+      if (importing || stopping) return;
+      importing = true;
+      importAll()
+        .catch((err: unknown) => process.stderr.write(`lazy-content: resync failed: ${(err as Error).message}\n`))
+        .finally(() => (importing = false));
     }, resync * 1000);
   }
   await new Promise<void>((resolve) => {
