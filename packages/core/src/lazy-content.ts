@@ -339,12 +339,8 @@ export class LazyContent {
   private async handleContent(req: ContentRequest, rest: string): Promise<Outcome> {
     const { key, directory } = normalizePath(rest, this.options.maxPathLength);
     const protection = this.guard?.protectionOf(`/${key}`);
-    if (protection) {
-      // Awaited only when the guard has to wait (a certificate not decoded yet, a callback policy).
-      let refused = this.entitlementRefusal(req, protection, key);
-      if (refused instanceof Promise) refused = await refused;
-      if (refused) return refused;
-    }
+    const refused = protection ? await this.entitlementRefusal(req, protection, key) : null;
+    if (refused) return refused;
     if (directory) return this.notFound();
     const outcome = await this.contentOf(req, key);
     return protection ? privateOutcome(outcome) : outcome;
@@ -364,12 +360,8 @@ export class LazyContent {
     const { key, directory } = normalizePath(rest, this.options.maxPathLength);
     // The same check as on the content side: a signed link does not stand in for a certificate.
     const protection = this.guard?.protectionOf(`/${key}`);
-    if (protection) {
-      // Awaited only when the guard has to wait (a certificate not decoded yet, a callback policy).
-      let refused = this.entitlementRefusal(req, protection, key);
-      if (refused instanceof Promise) refused = await refused;
-      if (refused) return refused;
-    }
+    const refused = protection ? await this.entitlementRefusal(req, protection, key) : null;
+    if (refused) return refused;
     if (directory) throw new LazyContentError('NOT_FOUND', 'Not found');
     const q = req.url.indexOf('?');
     const { links } = await this.readyOr503();
