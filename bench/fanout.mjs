@@ -22,6 +22,8 @@
 //                         what is measured is a running proxy rather than a process's first requests (V8
 //                         compiles hot code only after it ran often; undici compiles its parser on first use).
 //                         The same for every server. 0: measure the cold process
+//   BENCH_ACCEPTORS=16    burstAccept's extra watchers of lazy-content's listening socket (0: Node's one accept
+//                         per turn of the event loop)
 //   BENCH_LAZY_NODE_ARGS  extra node options for the lazy-content child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
 //   BENCH_JSON=file       also write the results as JSON
 //   VARNISHD, SQUID, NGINX   the binaries (default /usr/sbin/…)
@@ -82,6 +84,8 @@ const NO_DIGEST = process.env.BENCH_NO_DIGEST !== '0';
 const LAZY_NODE_ARGS = (process.env.BENCH_LAZY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const WARMUP = process.env.BENCH_WARMUP !== '0';
 const CLIENT_NICE = envInt('BENCH_CLIENT_NICE', 0, 0);
+/** burstAccept's extra watchers in the lazy-content server (`--acceptors`); 0 leaves Node's one accept per turn. */
+const ACCEPTORS = envInt('BENCH_ACCEPTORS', 16, 0);
 /** The warm-up file: 1 MiB and a byte, another file than any measured one (so it is not cached for the run). */
 const WARM_SIZE = 1024 * 1024 + 1;
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
@@ -409,7 +413,7 @@ async function waitQuiet() {
 
 /** The environment of curl: no proxy settings from ours. */
 const curlEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/_proxy$/i.test(k)));
-const WRITE_OUT = '%{time_starttransfer} %{time_total} %{size_download} %{http_code} %{num_redirects} %{time_redirect}';
+const WRITE_OUT = '%{time_starttransfer} %{time_total} %{size_download} %{http_code} %{num_redirects} %{time_redirect} %{time_connect} %{time_pretransfer}';
 
 /**
  * One curl download, spawned now but held at the gate: curl reads its URL from its standard input
@@ -440,7 +444,7 @@ function gatedClient(url, maxTimeS) {
   });
   const done = new Promise((resolve) => {
     child.once('close', (code, signal) => {
-      const [ttfb, total, bytes, status, redirects, redirectTime] = out.trim().split(' ');
+      const [ttfb, total, bytes, status, redirects, redirectTime, connect, pretransfer] = out.trim().split(' ');
       resolve({
         startedAt: startedAt ?? performance.now(),
         endedAt: endedAt ?? performance.now(),
@@ -451,6 +455,8 @@ function gatedClient(url, maxTimeS) {
         status: Number(status),
         redirects: Number(redirects),
         redirectTime: Number(redirectTime),
+        connect: Number(connect),
+        pretransfer: Number(pretransfer),
         stderr: (spawnError ? `${spawnError.message} ` : '') + err.trim(),
       });
     });
@@ -499,6 +505,7 @@ async function startServer(server, { dir, originPort, size, digest }) {
     args.push('--origin-port', String(originPort), '--size', String(size));
     if (server.digest) args.push('--digest', digest);
     if (server.inline) args.push('--inline');
+    args.push('--acceptors', String(ACCEPTORS));
     if (WARMUP) args.push('--warm-size', String(WARM_SIZE));
     const child = start(process.execPath, args, { cwd: dir });
     const port = await readyPort(child, server.name);
@@ -622,7 +629,7 @@ async function run(server, ctx) {
       redirectMedianS: median(ok.map((r) => r.redirectTime)),
       redirectP99S: percentile(ok.map((r) => r.redirectTime), 99),
       /** Every client: TTFB, time of the 302, total (s), exit code, status, bytes. */
-      perClient: results.map((r) => ({ ttfb: r.ttfb, redirect: r.redirectTime, total: r.total, exit: r.exit, status: r.status, bytes: r.bytes })),
+      perClient: results.map((r) => ({ ttfb: r.ttfb, connect: r.connect, pretransfer: r.pretransfer, redirect: r.redirectTime, total: r.total, exit: r.exit, status: r.status, bytes: r.bytes })),
       /** CPU of the server's first process by thread (lazy-content: "main" is the JavaScript thread). */
       threads,
       /** The clients' run in CLOCK_MONOTONIC µs, the clock of a .cpuprofile (bench/fanout/cpu-profile.mjs --window). */

@@ -78,6 +78,7 @@ describe('lazy-content CLI: usage', () => {
       [['frobnicate'], /unknown command "frobnicate"/],
       [['serve', '--port', 'eighty'], /--port must be a whole number/],
       [['serve', '--framework', 'hapi'], /--framework must be one of express, koa, nestjs/],
+      [['serve', '--acceptors', '65'], /--acceptors must be a whole number from 0 to 64/],
       [['serve', '--bogus'], /bogus/],
       [['serve', '--type', 'yum'], /--type must follow --import/],
       [['serve', '--import', 'http://127.0.0.1:1/'], /needs --prefix/],

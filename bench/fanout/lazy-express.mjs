@@ -3,16 +3,17 @@
 // file, registered before listening.
 //
 //   node bench/fanout/lazy-express.mjs --data-dir DIR --origin-port N --size BYTES [--digest SHA256_HEX] [--port N]
-//                                      [--warm-size BYTES] [--inline]
+//                                      [--warm-size BYTES] [--inline] [--acceptors N]
 //
 // Prints "ready <port>" once listening. Without --digest the entry has a size but no digest. --warm-size adds a
 // second entry, bench/file-<warm-size>.bin, for the benchmark's warm-up request. --inline sets streamer.inline
 // (the content request streams the file itself instead of redirecting to the streamer). SIGTERM/SIGINT
-// close the server and exit normally, so that `node --cpu-prof` writes its profile.
+// close the server and exit normally, so that `node --cpu-prof` writes its profile. --acceptors sets burstAccept's
+// extra watchers of the listening socket (16 by default, as the Express example; 0 leaves Node's one accept per turn).
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import express from 'express';
-import { lazyContent } from '@lazy-content/express';
+import { burstAccept, lazyContent } from '@lazy-content/express';
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     port: { type: 'string' },
     'warm-size': { type: 'string' },
     inline: { type: 'boolean' },
+    acceptors: { type: 'string' },
   },
 });
 const fail = (message) => {
@@ -55,7 +57,12 @@ const app = express();
 app.use(handler);
 const server = createServer(app);
 server.on('error', (err) => fail(`listen failed: ${err.message}`));
-server.listen(Number(values.port ?? 0), '127.0.0.1', () => process.stdout.write(`ready ${server.address().port}\n`));
+server.listen(Number(values.port ?? 0), '127.0.0.1', () => {
+  burstAccept(server, { acceptors: Number(values.acceptors ?? 16) }).then(
+    () => process.stdout.write(`ready ${server.address().port}\n`),
+    (err) => fail(`burstAccept failed: ${err.message}`),
+  );
+});
 
 const stop = () => {
   setTimeout(() => process.exit(0), 3000).unref();

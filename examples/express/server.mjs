@@ -8,7 +8,7 @@
 import process from 'node:process';
 import { importRepository } from '@lazy-content/core';
 import express from 'express';
-import { lazyContent } from '@lazy-content/express';
+import { burstAccept, lazyContent } from '@lazy-content/express';
 
 const port = Number(process.env.PORT ?? 8080);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -56,6 +56,9 @@ const server = app.listen(port, host, async (err) => {
     await content.close();
     process.exit(1);
   }
+  // Accept up to 17 connections per turn of the event loop instead of 1: a burst of package managers asking
+  // at once is answered together, not one per turn while the first ones are being streamed to.
+  await burstAccept(server);
   const { port: actual } = server.address();
   console.log(`listening on http://${host.includes(':') ? `[${host}]` : host}:${actual}`);
 });

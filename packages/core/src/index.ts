@@ -26,6 +26,7 @@ export type {
   StreamOutcome,
 } from './outcome.js';
 export { errorOutcome, toContentRequest, writeOutcome } from './http/respond.js';
+export { burstAccept, burstAcceptDefaults, type BurstAccept, type BurstAcceptOptions } from './http/burst-accept.js';
 export { normalizePath, stripPrefix, type NormalizedPath } from './path.js';
 export type { ContentStore, OpenedFile, PutOptions, PutSource, StoredFileInfo } from './store/content-store.js';
 export { FsContentStore, TEMP_DIR } from './store/fs-store.js';

@@ -2,6 +2,7 @@ import { createLazyContent, LazyContent, type LazyContentOptions, toContentReque
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 export type { LazyContentOptions } from '@lazy-content/core';
+export { burstAccept, type BurstAccept, type BurstAcceptOptions } from '@lazy-content/core';
 
 /** An Express handler that also exposes its lazy-content instance. */
 export interface LazyContentHandler extends RequestHandler {

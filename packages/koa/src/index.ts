@@ -2,6 +2,7 @@ import { createLazyContent, LazyContent, type LazyContentOptions, toContentReque
 import type { Middleware } from 'koa';
 
 export type { LazyContentOptions } from '@lazy-content/core';
+export { burstAccept, type BurstAccept, type BurstAcceptOptions } from '@lazy-content/core';
 
 /** A Koa middleware that also exposes its lazy-content instance. */
 export interface LazyContentMiddleware extends Middleware {

@@ -6,6 +6,7 @@ import type { LazyContent } from '../lazy-content.js';
 import type { LazyContentOptions } from '../options.js';
 import type { EntitlementRule } from '../entitlement/guard.js';
 import { DOWNLOAD_POLICIES, type DownloadPolicy } from '../catalog/types.js';
+import { burstAccept, burstAcceptDefaults } from '../http/burst-accept.js';
 import { type ArgToken, int, oneOf, parse, str, UsageError } from './args.js';
 import { baseOptions, commonOptions, helpOf } from './common.js';
 import type { ImportSpec } from './import.js';
@@ -19,6 +20,7 @@ const serveOptions = {
   ...commonOptions,
   host: { type: 'string' },
   port: { type: 'string' },
+  acceptors: { type: 'string' },
   framework: { type: 'string' },
   import: { type: 'string', multiple: true },
   type: { type: 'string', multiple: true },
@@ -37,6 +39,8 @@ const SERVE_HELP = helpOf(
   'serve [options]',
   `  --host HOST        address to listen on                                  [127.0.0.1]
   --port PORT        port (0: any free port)                               [8080]
+  --acceptors N      extra watchers of the listening socket, so that a burst of
+                     clients is accepted N+1 per turn of the event loop (0: one) [16]
   --framework NAME   express, koa or nestjs                                [express]
   --import URL       a repository to import at start-up; followed by:
     --type T         file (Pulp PULP_MANIFEST) or yum                      [file]
@@ -84,6 +88,7 @@ async function listen(
   tls: https.ServerOptions | undefined,
   host: string,
   port: number,
+  acceptors: number,
 ): Promise<Running & { core: LazyContent }> {
   // The adapters are imported by name: core does not depend on them, the CLI uses what is installed.
   const load = async <T>(name: string): Promise<T> => {
@@ -100,6 +105,7 @@ async function listen(
       server.once('error', reject);
       server.listen(port, host, () => resolve());
     });
+    await burstAccept(server, { acceptors });
     const address = server.address() as AddressInfo;
     return {
       core,
@@ -134,6 +140,7 @@ async function listen(
   Module({ imports: [nest.LazyContentModule.forRoot(options)] })(AppModule);
   const app = await NestFactory.create(AppModule, { logger: ['error', 'warn'], ...(tls ? { httpsOptions: tls } : {}) });
   await app.listen(port, host);
+  await burstAccept(app.getHttpServer(), { acceptors });
   const address = app.getHttpServer().address() as AddressInfo;
   return {
     core: (app.get(nest.LazyContentService) as { core: LazyContent }).core,
@@ -157,6 +164,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   const host = str(values, 'host') ?? '127.0.0.1';
   const port = int(values, 'port', 8080, 0, 65535);
+  const acceptors = int(values, 'acceptors', burstAcceptDefaults.acceptors, 0, 64);
   const framework = oneOf(values, 'framework', ['express', 'koa', 'nestjs'] as const, 'express');
   const resync = int(values, 'resync', 0, 0, 365 * 86400);
 
@@ -207,7 +215,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   } else if (values['trust-proxy']) {
     throw new UsageError('--trust-proxy goes with --client-ca');
   }
-  const running = await listen(framework, { ...options, prefix: CONTENT_PREFIX, save: { ...options.save, ...(redisQueue ? { queue: redisQueue } : {}) } }, tls, host, port);
+  const running = await listen(framework, { ...options, prefix: CONTENT_PREFIX, save: { ...options.save, ...(redisQueue ? { queue: redisQueue } : {}) } }, tls, host, port, acceptors);
   process.stdout.write(`lazy-content (${framework}) listening on ${running.url}${CONTENT_PREFIX}\n`);
 
   const { runImport } = await import('./import.js');

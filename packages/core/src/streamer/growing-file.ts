@@ -45,6 +45,8 @@ export interface GrowingFileSource {
   recentBytes?(position: number, end: number): Buffer[] | undefined;
 }
 
+const FIRST_CHUNK_BYTES = 64 * 1024;
+
 /** A chunk of the download kept in memory, at its offset in the file. */
 interface WindowChunk {
   offset: number;
@@ -310,6 +312,9 @@ export class GrowingFileReader extends Readable {
   private readonly chunkBytes: number;
   private reading = false;
   private waiting = false;
+  /** Set after the first chunk: the next read waits one turn of the event loop (see `pump`). */
+  private yieldOnce = false;
+  private delivered = false;
 
   constructor(
     private readonly source: GrowingFileSource,
@@ -343,6 +348,11 @@ export class GrowingFileReader extends Readable {
   }
 
   override _read(): void {
+    if (this.yieldOnce) {
+      this.yieldOnce = false;
+      setImmediate(() => this.pump());
+      return;
+    }
     this.pump();
   }
 
@@ -382,7 +392,15 @@ export class GrowingFileReader extends Readable {
     }
     const limit = this.end === undefined ? source.readableBytes : Math.min(source.readableBytes, this.end + 1);
     if (this.position < limit) {
-      const until = this.position + Math.min(this.chunkBytes, limit - this.position);
+      let max = this.chunkBytes;
+      if (!this.delivered) {
+        // A new client gets its first bytes at once, but the rest of what it is behind waits one turn, so
+        // that the other requests that arrived together are answered before any catch-up.
+        this.delivered = true;
+        this.yieldOnce = true;
+        max = Math.min(max, FIRST_CHUNK_BYTES);
+      }
+      const until = this.position + Math.min(max, limit - this.position);
       const recent = source.recentBytes?.(this.position, until);
       if (recent) {
         // From the download's memory window: shared buffers, no read, no copy.
