@@ -111,6 +111,26 @@ describe('coalesced streaming over HTTP', () => {
     expect(upstream.requests('/up/join.bin')).toBe(1);
   });
 
+  it('sends the headers as soon as the upstream answered, even while every byte is held back for verification', async () => {
+    // 4 KiB with a digest: the whole file lies inside the held-back tail, so no body byte can go before the end.
+    const data = await lazyFile('early-head.bin', 4096, '?mode=gate&after=1000');
+    const link = await linkFor('early-head.bin');
+    const response = new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get(`${base}${link}`, { agent: false }, resolve).on('error', reject);
+    });
+    await upstream.gateReached('/up/early-head.bin');
+    // The upstream is still held at its gate: the status and length are already with the client.
+    const res = await response;
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-length']).toBe('4096');
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    const ended = new Promise<void>((resolve) => res.on('end', resolve));
+    upstream.release('/up/early-head.bin');
+    await ended;
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+  });
+
   it('lets a fast client and the download finish while a slow client has not read anything', async () => {
     const data = await lazyFile('slow.bin', 6 * MiB);
     const link = await linkFor('slow.bin');
