@@ -53,9 +53,6 @@ export async function writeOutcome(res: ServerResponse, outcome: ResponseOutcome
     case 'file':
     case 'stream': {
       res.writeHead(outcome.status, outcome.headers);
-      // A file still arriving may have no byte to send yet: the client gets its headers now, not with the
-      // first chunk.
-      if (outcome.kind === 'stream' && outcome.body) res.flushHeaders();
       if (outcome.body) await outcome.body.writeTo(res);
       else res.end();
       return;

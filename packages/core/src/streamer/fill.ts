@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import type { CacheRecord, DiskCache, TempFile } from '../cache/disk-cache.js';
 import type { CatalogEntry, DigestAlgorithm, Remote } from '../catalog/types.js';
@@ -513,13 +512,30 @@ export class FillBody implements ResponseBody {
     private readonly range?: ByteRange,
   ) {}
 
-  async writeTo(res: Writable): Promise<void> {
+  writeTo(res: Writable): Promise<void> {
+    const start = this.range?.start ?? 0;
+    // Nothing to send yet (the upstream's first bytes, or a tail held back until verified): the client gets
+    // its status and headers now rather than with the first chunk. When bytes are ready, the headers go with
+    // them in one write.
+    if (this.fill.file.readableBytes <= start) (res as Partial<ServerResponse>).flushHeaders?.();
     const reader = this.fill.createReader(this.range);
-    try {
-      await pipeline(reader, res);
-    } catch (err) {
-      if (!res.destroyed) res.destroy(err as Error);
-    }
+    // `reader.pipe(res)` with the two rules of `pipeline`, without its cost per response (an AbortController
+    // and a DOMException each): a failed reader cuts the connection, never a clean end; a response that
+    // closes first (the client left) destroys the reader, which only detaches it from the download.
+    return new Promise<void>((resolve) => {
+      reader.once('error', (err) => {
+        if (!res.destroyed) res.destroy(err);
+        resolve();
+      });
+      const detach = (): void => {
+        if (!reader.destroyed) reader.destroy();
+        resolve();
+      };
+      res.once('close', detach);
+      // A socket error on the response (EPIPE, reset) ends it like a close; `pipe` would rethrow it unheard.
+      res.on('error', detach);
+      reader.pipe(res);
+    });
   }
 
   discard(): void {
