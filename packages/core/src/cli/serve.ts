@@ -39,8 +39,8 @@ const SERVE_HELP = helpOf(
   'serve [options]',
   `  --host HOST        address to listen on                                  [127.0.0.1]
   --port PORT        port (0: any free port)                               [8080]
-  --acceptors N      extra watchers of the listening socket, so that a burst of
-                     clients is accepted N+1 per turn of the event loop (0: one) [16]
+  --acceptors N      extra watchers of the listening socket: a burst of    [16]
+                     clients is accepted up to N+1 per turn of the event loop
   --framework NAME   express, koa or nestjs                                [express]
   --import URL       a repository to import at start-up; followed by:
     --type T         file (Pulp PULP_MANIFEST) or yum                      [file]
