@@ -39,7 +39,7 @@ const SERVE_HELP = helpOf(
   'serve [options]',
   `  --host HOST        address to listen on                                  [127.0.0.1]
   --port PORT        port (0: any free port)                               [8080]
-  --acceptors N      extra watchers of the listening socket: a burst of   [16]
+  --acceptors N      extra watchers of the listening socket: a burst of    [16]
                      clients is accepted up to N+1 per turn of the event loop
   --framework NAME   express, koa or nestjs                                [express]
   --import URL       a repository to import at start-up; followed by:
