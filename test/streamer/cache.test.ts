@@ -1,13 +1,16 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import Keyv from 'keyv';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type CacheRecord, DiskCache } from '../../packages/core/src/cache/disk-cache.js';
 import { FillEngine } from '../../packages/core/src/streamer/fill-engine.js';
 import { type FaultServer, startFaultServer } from '../upstream/fault-server.js';
-import { collect, digestOf, firstChunk, MiB, randomFile, sha256, source } from './helpers.js';
+import { collect, digestOf, firstChunk, MiB, randomFile, sha256, source, until } from './helpers.js';
+import { repoRoot } from '../fixtures/entitlement.js';
 
 let dir: string;
 let index: Keyv<CacheRecord>;
@@ -29,6 +32,20 @@ async function openCache(maxBytes?: number): Promise<DiskCache> {
   cache.on('cache:evicted', ({ key }) => evicted.push(key));
   await cache.init();
   return cache;
+}
+
+/** A process that runs until killed. */
+async function runningProcess(): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  await once(child, 'spawn');
+  return child;
+}
+
+/** The pid of a process that has exited. */
+async function exitedPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await once(child, 'exit');
+  return child.pid!;
 }
 
 /** Puts `body` in the cache the way a fill does: temp file, then commit. */
@@ -119,8 +136,9 @@ describe('DiskCache', () => {
   });
 
   it('removes crash leftovers at init, keeps indexed files, drops unindexed ones', async () => {
+    const gone = await exitedPid();
     await fsp.mkdir(path.join(dir, 'tmp'), { recursive: true });
-    await fsp.writeFile(path.join(dir, 'tmp', '4242-0123456789abcdef.part'), 'half a download');
+    await fsp.writeFile(path.join(dir, 'tmp', `${gone}-0123456789abcdef.part`), 'half a download');
     await fsp.writeFile(path.join(dir, 'tmp', 'stray'), 'junk');
     const kept = randomFile(1000);
     await fsp.mkdir(path.join(dir, 'files', 'repo'), { recursive: true });
@@ -131,11 +149,63 @@ describe('DiskCache', () => {
     await index.set('repo/wrong-size.bin', { key: 'repo/wrong-size.bin', size: 4, digestAlgorithm: 'sha256', digest: 'x', contentType: null, completedAt: 1 });
 
     await openCache();
-    expect(await cache.init()).toEqual({ temporaryFilesRemoved: 2, filesKept: 1, filesRemoved: 2 });
+    expect(await cache.init()).toEqual({
+      temporaryFilesRemoved: 2,
+      temporaryFilesKept: 0,
+      otherProcesses: 0,
+      filesKept: 1,
+      filesRemoved: 2,
+      filesLeft: 0,
+    });
     expect(await fsp.readdir(path.join(dir, 'tmp'))).toEqual([]);
     expect(await fsp.readdir(path.join(dir, 'files', 'repo'))).toEqual(['kept.bin']);
     expect(cache.lookup('repo/kept.bin')?.digest).toBe(sha256(kept));
     expect(await index.get('repo/wrong-size.bin')).toBeUndefined();
+  });
+
+  it('shares the folder with another running process: its downloads and files stay, a gone one is cleaned up', async () => {
+    const other = await runningProcess();
+    try {
+      const gone = await exitedPid();
+      const host = os.hostname();
+      await fsp.mkdir(path.join(dir, 'tmp'), { recursive: true });
+      await fsp.mkdir(path.join(dir, 'procs'), { recursive: true });
+      await fsp.mkdir(path.join(dir, 'files', 'repo'), { recursive: true });
+      // The other process registered and is downloading; a crashed one left its registration and a temp file.
+      await fsp.writeFile(path.join(dir, 'procs', `${other.pid}@${host}`), '');
+      await fsp.writeFile(path.join(dir, 'procs', `${gone}@${host}`), '');
+      await fsp.writeFile(path.join(dir, 'tmp', `${other.pid}-00112233aabbccdd.part`), 'its download in progress');
+      await fsp.writeFile(path.join(dir, 'tmp', `${gone}-00112233aabbccdd.part`), 'a crash leftover');
+      // A file the other process cached (its index is in its memory, not in ours).
+      await fsp.writeFile(path.join(dir, 'files', 'repo', 'theirs.bin'), 'cached by the other process');
+
+      await openCache();
+      expect(await cache.init()).toEqual({
+        temporaryFilesRemoved: 1,
+        temporaryFilesKept: 1,
+        otherProcesses: 1,
+        filesKept: 0,
+        filesRemoved: 0,
+        filesLeft: 1,
+      });
+      expect(await fsp.readdir(path.join(dir, 'tmp'))).toEqual([`${other.pid}-00112233aabbccdd.part`]);
+      expect(await fsp.readdir(path.join(dir, 'files', 'repo'))).toEqual(['theirs.bin']);
+      // Not ours to serve: nothing in our index vouches for it.
+      expect(cache.lookup('repo/theirs.bin')).toBeNull();
+      expect((await fsp.readdir(path.join(dir, 'procs'))).sort()).toEqual([`${other.pid}@${host}`, `${process.pid}@${host}`].sort());
+
+      // Our own downloads are named after our pid and are ours to clean up.
+      expect((await cache.createTemp()).path).toMatch(new RegExp(`tmp/${process.pid}-[0-9a-f]+\\.part$`));
+      await cache.close();
+      expect(await fsp.readdir(path.join(dir, 'procs'))).toEqual([`${other.pid}@${host}`]);
+    } finally {
+      other.kill();
+      await once(other, 'exit');
+    }
+    // Once the other process is gone, the next start cleans up after it like after a crash.
+    cache = new DiskCache({ dir, index });
+    expect(await cache.init()).toMatchObject({ otherProcesses: 0, temporaryFilesRemoved: 2, temporaryFilesKept: 0, filesRemoved: 1 });
+    expect(await fsp.readdir(path.join(dir, 'procs'))).toEqual([`${process.pid}@${os.hostname()}`]);
   });
 
   it('tries init again after a failure (the disk may come back)', async () => {
@@ -199,6 +269,40 @@ describe('DiskCache with fills', () => {
     if (!reader.closed) await once(reader, 'close');
     await put('z', other);
     expect(evicted).toEqual(['x', 'pinned.bin']);
+  });
+
+  it('keeps a download going and caches it while another process starts on the same cache folder', async () => {
+    await openCache();
+    engine = new FillEngine({ cache });
+    const body = randomFile(3 * MiB);
+    upstream.put('/shared.bin', body);
+    const fill = engine.fill('shared.bin', [source('shared.bin', `${upstream.origin}/shared.bin?mode=gate&after=${MiB}`, body)]);
+    const bytes = collect(fill.createReader());
+    await upstream.gateReached('/shared.bin');
+    await until(fill, () => fill.bytesWritten >= MiB);
+
+    // Another process (a second app instance, or `lazy-content worker` on the same data folder) starts its
+    // cache on this folder, while the download is held at the upstream's gate.
+    const script = `import { DiskCache } from ${JSON.stringify(pathToFileURL(path.join(repoRoot, 'packages/core/dist/index.js')).href)};
+const cache = new DiskCache({ dir: ${JSON.stringify(dir)} });
+process.stdout.write(JSON.stringify(await cache.init()));
+await cache.close();`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toMatchObject({ otherProcesses: 1, temporaryFilesKept: 1, temporaryFilesRemoved: 0 });
+
+    upstream.release('/shared.bin');
+    expect(sha256(await bytes)).toBe(sha256(body));
+    await fill.done;
+    // The temp file was still there to be renamed: the file is cached, and served without the upstream.
+    expect(cache.lookup('shared.bin')?.digest).toBe(sha256(body));
+    const opened = await engine.open('shared.bin', [source('shared.bin', `${upstream.origin}/shared.bin`, body)]);
+    expect(opened.kind).toBe('cached');
+    if (opened.kind === 'cached') await opened.file.close();
+    expect(upstream.requests('/shared.bin')).toBe(1);
   });
 
   it('counts a download in progress against the limit', async () => {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -26,7 +27,11 @@ export interface CacheRecord {
 }
 
 export interface DiskCacheOptions {
-  /** The cache folder; created when missing. It belongs to this cache alone: `init()` empties its temp folder. */
+  /**
+   * The cache folder; created when missing. Several processes on one host may share it (cluster workers, a
+   * separate save worker): `init()` removes only the temp files of processes that are gone, and removes
+   * files that no index vouches for only while no other process uses the folder.
+   */
   dir: string;
   /** Bytes of cached and in-progress files above which least recently used files are evicted. @default 10737418240 (10 GiB) */
   maxBytes?: number;
@@ -49,18 +54,46 @@ export interface DiskCacheEvents {
 
 /** What `init()` found and did. */
 export interface CacheInitReport {
-  /** Temp files left by a crash, removed. */
+  /** Temp files left by a crash (of this or another process that is gone), removed. */
   temporaryFilesRemoved: number;
+  /** Temp files of other processes that are still running (their downloads in progress), left alone. */
+  temporaryFilesKept: number;
+  /** Other running processes that use this cache folder (registered under `procs/`). */
+  otherProcesses: number;
   /** Cached files whose index record matched, kept. */
   filesKept: number;
   /** Cached files without a matching index record, removed: nothing vouches for their bytes. */
   filesRemoved: number;
+  /**
+   * Cached files without a matching record here, left alone because another process uses the folder (its
+   * index may vouch for them). This cache does not serve them.
+   */
+  filesLeft: number;
 }
 
 /** Folder of finished files, laid out like the store: `files/<key>`. */
 const FILES_DIR = 'files';
 /** Folder of files being downloaded. A sibling of `files/`, so no key can name it, and on the same filesystem. */
 const TMP_DIR = 'tmp';
+/** Folder where each process using the cache folder registers (`<pid>@<host>`) from `init()` to `close()`. */
+const PROCS_DIR = 'procs';
+
+/** The pid a temp file was named with (`<pid>-<random>.part`), or null for a name not of that form. */
+function pidOfTemp(name: string): number | null {
+  const m = /^(\d+)-[0-9a-f]+\.part$/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** Whether a process with this pid runs on this host (EPERM: it does, under another user). */
+function isRunning(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 interface Entry {
   record: CacheRecord;
@@ -166,6 +199,34 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     return path.join(this.dir, TMP_DIR);
   }
 
+  /** This process's registration in the folder. */
+  private get presenceFile(): string {
+    return path.join(this.dir, PROCS_DIR, `${process.pid}@${os.hostname()}`);
+  }
+
+  /**
+   * Registers this process as a user of the folder and counts the others that still run. Registrations of
+   * processes of this host that are gone (a crash) are removed; those of other hosts (a folder shared over a
+   * network filesystem) count as running, since their pids cannot be checked from here.
+   */
+  private async registerPresence(): Promise<number> {
+    const procs = path.join(this.dir, PROCS_DIR);
+    await fsp.mkdir(procs, { recursive: true });
+    await fsp.writeFile(this.presenceFile, `${new Date().toISOString()}\n`);
+    const host = os.hostname();
+    let others = 0;
+    for (const name of await fsp.readdir(procs)) {
+      const at = name.indexOf('@');
+      const pid = Number(name.slice(0, at));
+      if (at <= 0 || !Number.isSafeInteger(pid)) continue;
+      if (name.slice(at + 1) !== host) others++;
+      else if (pid === process.pid) continue;
+      else if (isRunning(pid)) others++;
+      else await fsp.rm(path.join(procs, name), { force: true });
+    }
+    return others;
+  }
+
   /** Bytes of cached files plus bytes reserved by downloads in progress. */
   get usedBytes(): number {
     let reserved = 0;
@@ -198,8 +259,16 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
   private async runInit(): Promise<CacheInitReport> {
     await fsp.mkdir(this.filesDir, { recursive: true });
     await fsp.mkdir(this.tmpDir, { recursive: true });
+    const otherProcesses = await this.registerPresence();
     let temporaryFilesRemoved = 0;
+    let temporaryFilesKept = 0;
     for (const name of await fsp.readdir(this.tmpDir)) {
+      // Temp files are named after the pid of their process: another running process's download stays.
+      const pid = pidOfTemp(name);
+      if (pid !== null && pid !== process.pid && isRunning(pid)) {
+        temporaryFilesKept++;
+        continue;
+      }
       await fsp.rm(path.join(this.tmpDir, name), { recursive: true, force: true });
       temporaryFilesRemoved++;
     }
@@ -207,12 +276,16 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     await this.walk(this.filesDir, '', found);
     let filesKept = 0;
     let filesRemoved = 0;
+    let filesLeft = 0;
     const adopted: { record: CacheRecord; st: Stats }[] = [];
     for (const { key, st } of found) {
       const record = await this.index.get(key);
       if (record && record.key === key && record.size === st.size) {
         adopted.push({ record, st });
         filesKept++;
+      } else if (otherProcesses > 0) {
+        // Another process's index (in its memory) may vouch for it: not ours to remove.
+        filesLeft++;
       } else {
         await fsp.rm(path.join(this.filesDir, key), { force: true });
         if (record) await this.index.delete(key);
@@ -226,8 +299,9 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
       this.cachedBytes += record.size;
     }
     this.evict();
-    this.logger.info({ dir: this.dir, temporaryFilesRemoved, filesKept, filesRemoved }, 'cache ready');
-    return { temporaryFilesRemoved, filesKept, filesRemoved };
+    const report = { temporaryFilesRemoved, temporaryFilesKept, otherProcesses, filesKept, filesRemoved, filesLeft };
+    this.logger.info({ dir: this.dir, ...report }, 'cache ready');
+    return report;
   }
 
   private async walk(dir: string, prefix: string, out: { key: string; st: Stats }[]): Promise<void> {
@@ -401,11 +475,16 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     while (this.keyOps.size > 0) await Promise.allSettled([...this.keyOps.values()]);
   }
 
-  /** Forgets everything in memory; files stay on disk for the next `init`. */
+  /** Forgets everything in memory and unregisters this process from the folder; files stay on disk for the next `init`. */
   async close(): Promise<void> {
     await this.idle();
     this.entries.clear();
     this.cachedBytes = 0;
+    const initialised = await this.initRun?.then(
+      () => true,
+      () => false,
+    );
+    if (initialised) await fsp.rm(this.presenceFile, { force: true });
   }
 
   private touch(key: string, entry: Entry): void {
