@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LazyContentError } from '../../packages/core/src/errors.js';
-import { GrowingFileReader, LocalGrowingFile } from '../../packages/core/src/streamer/growing-file.js';
+import { FIRST_CHUNK_BYTES, GrowingFileReader, LocalGrowingFile } from '../../packages/core/src/streamer/growing-file.js';
 import { collect, firstChunk, outcome, randomFile, settle } from './helpers.js';
 
 let dir: string;
@@ -72,6 +72,29 @@ describe('GrowingFileReader', () => {
     expect(reader.readableEnded).toBe(false);
     file.complete(body.length);
     expect((await all).equals(body)).toBe(true);
+  });
+
+  it('gives a new reader its first bytes at once and the rest of what it is behind a turn later', async () => {
+    const body = randomFile(1_000_000);
+    await append(body);
+    const reader = new GrowingFileReader(file, { chunkBytes: 512 * 1024 });
+    const chunks: Buffer[] = [];
+    const first = new Promise<void>((resolve) =>
+      reader.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        resolve();
+      }),
+    );
+    await first;
+    // Still the turn of the first chunk (microtasks and nextTicks have run): nothing more was sent.
+    await new Promise((resolve) => process.nextTick(resolve));
+    expect(chunks.map((c) => c.length)).toEqual([FIRST_CHUNK_BYTES]);
+    // The next turn: the catch-up, in chunks of chunkBytes.
+    await new Promise((resolve) => setImmediate(resolve));
+    file.complete(body.length);
+    await once(reader, 'end');
+    expect(chunks[1]!.length).toBe(512 * 1024);
+    expect(Buffer.concat(chunks).equals(body)).toBe(true);
   });
 
   it('never reads past readableBytes (the held-back tail)', async () => {

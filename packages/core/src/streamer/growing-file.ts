@@ -45,7 +45,11 @@ export interface GrowingFileSource {
   recentBytes?(position: number, end: number): Buffer[] | undefined;
 }
 
-const FIRST_CHUNK_BYTES = 64 * 1024;
+/**
+ * The most a new reader sends in the turn of the event loop it starts in; what it is further behind comes a
+ * turn later, after the other requests of that turn were answered (16 KiB and 64 KiB measured alike).
+ */
+export const FIRST_CHUNK_BYTES = 64 * 1024;
 
 /** A chunk of the download kept in memory, at its offset in the file. */
 interface WindowChunk {
