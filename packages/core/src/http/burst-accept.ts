@@ -67,8 +67,8 @@ interface SocketInternals {
  *
  * Resolves with `acceptors: 0` and a `reason`, changing nothing, where duplicates cannot help or cannot be
  * made: Windows (libuv there already posts several accepts), a cluster worker whose connections come from
- * the primary, a server listening on a pipe, a server with `maxConnections`. Rejects if the server is not
- * listening or the helper process fails.
+ * the primary, a server listening on a pipe. `maxConnections` counts every connection, whichever watcher
+ * accepted it. Rejects if the server is not listening or the helper process fails.
  */
 export async function burstAccept(server: net.Server, options: BurstAcceptOptions = {}): Promise<BurstAccept> {
   const acceptors = options.acceptors ?? burstAcceptDefaults.acceptors;
@@ -97,8 +97,23 @@ export async function burstAccept(server: net.Server, options: BurstAcceptOption
 
   const watchers: net.Server[] = [];
   const handOver = (socket: net.Socket): void => {
-    // What net.Server does for a connection it accepted itself: count it (so that `close()` waits for it and
-    // `getConnections()` sees it) and tie the socket to the server (so that its end is counted down there).
+    // What net.Server does for a connection it accepted itself. Over `maxConnections` (counted with the
+    // server's own connections), it is dropped and the server says so with 'drop'.
+    const limit = server.maxConnections;
+    if (limit > 0 && typeof internals._connections === 'number' && internals._connections >= limit) {
+      server.emit('drop', {
+        localAddress: socket.localAddress,
+        localPort: socket.localPort,
+        localFamily: socket.localFamily,
+        remoteAddress: socket.remoteAddress,
+        remotePort: socket.remotePort,
+        remoteFamily: socket.remoteFamily,
+      });
+      socket.destroy();
+      return;
+    }
+    // Count it (so that `close()` waits for it and `getConnections()` sees it) and tie the socket to the
+    // server (so that its end is counted down there).
     const socketInternals = socket as unknown as SocketInternals;
     if (typeof internals._connections === 'number') {
       internals._connections++;
@@ -150,9 +165,6 @@ function whyUnsupported(server: net.Server): string | undefined {
   // A cluster worker's server has a stand-in handle without a descriptor: the primary accepts.
   if (typeof fd !== 'number' || fd < 0) return 'the server has no listening descriptor of its own (cluster worker?)';
   if (typeof server.address() === 'string') return 'only TCP servers are supported, not pipes';
-  if (Number.isFinite(server.maxConnections) && server.maxConnections > 0) {
-    return 'the server sets maxConnections, which only its own watcher enforces';
-  }
   return undefined;
 }
 
