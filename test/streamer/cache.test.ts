@@ -172,8 +172,8 @@ describe('DiskCache', () => {
       await fsp.mkdir(path.join(dir, 'procs'), { recursive: true });
       await fsp.mkdir(path.join(dir, 'files', 'repo'), { recursive: true });
       // The other process registered and is downloading; a crashed one left its registration and a temp file.
-      await fsp.writeFile(path.join(dir, 'procs', `${other.pid}@${host}`), '');
-      await fsp.writeFile(path.join(dir, 'procs', `${gone}@${host}`), '');
+      await fsp.writeFile(path.join(dir, 'procs', `${other.pid}-0a1b2c@${host}`), '');
+      await fsp.writeFile(path.join(dir, 'procs', `${gone}-0a1b2c@${host}`), '');
       await fsp.writeFile(path.join(dir, 'tmp', `${other.pid}-00112233aabbccdd.part`), 'its download in progress');
       await fsp.writeFile(path.join(dir, 'tmp', `${gone}-00112233aabbccdd.part`), 'a crash leftover');
       // A file the other process cached (its index is in its memory, not in ours).
@@ -192,12 +192,15 @@ describe('DiskCache', () => {
       expect(await fsp.readdir(path.join(dir, 'files', 'repo'))).toEqual(['theirs.bin']);
       // Not ours to serve: nothing in our index vouches for it.
       expect(cache.lookup('repo/theirs.bin')).toBeNull();
-      expect((await fsp.readdir(path.join(dir, 'procs'))).sort()).toEqual([`${other.pid}@${host}`, `${process.pid}@${host}`].sort());
+      const registered = await fsp.readdir(path.join(dir, 'procs'));
+      expect(registered).toHaveLength(2);
+      expect(registered).toContain(`${other.pid}-0a1b2c@${host}`);
+      expect(registered.find((n) => n !== `${other.pid}-0a1b2c@${host}`)).toMatch(new RegExp(`^${process.pid}-[0-9a-f]+@`));
 
       // Our own downloads are named after our pid and are ours to clean up.
       expect((await cache.createTemp()).path).toMatch(new RegExp(`tmp/${process.pid}-[0-9a-f]+\\.part$`));
       await cache.close();
-      expect(await fsp.readdir(path.join(dir, 'procs'))).toEqual([`${other.pid}@${host}`]);
+      expect(await fsp.readdir(path.join(dir, 'procs'))).toEqual([`${other.pid}-0a1b2c@${host}`]);
     } finally {
       other.kill();
       await once(other, 'exit');
@@ -205,7 +208,39 @@ describe('DiskCache', () => {
     // Once the other process is gone, the next start cleans up after it like after a crash.
     cache = new DiskCache({ dir, index });
     expect(await cache.init()).toMatchObject({ otherProcesses: 0, temporaryFilesRemoved: 2, temporaryFilesKept: 0, filesRemoved: 1 });
-    expect(await fsp.readdir(path.join(dir, 'procs'))).toEqual([`${process.pid}@${os.hostname()}`]);
+    expect(await fsp.readdir(path.join(dir, 'procs'))).toEqual([expect.stringMatching(new RegExp(`^${process.pid}-[0-9a-f]+@`))]);
+  });
+
+  it('lets two caches of one process share the folder: neither removes the downloads or files of the other', async () => {
+    const first = await openCache();
+    const downloading = await first.createTemp();
+    await put('repo/first.bin', randomFile(1000));
+    // A second instance on the same folder (another app in the same process), with its own index.
+    const second = new DiskCache({ dir, index: new Keyv<CacheRecord>() });
+    try {
+      expect(await second.init()).toMatchObject({ otherProcesses: 1, temporaryFilesKept: 1, temporaryFilesRemoved: 0, filesLeft: 1, filesRemoved: 0 });
+      expect(await fsp.readdir(path.join(dir, 'tmp'))).toEqual([path.basename(downloading.path)]);
+      expect(first.lookup('repo/first.bin')).not.toBeNull();
+      expect((await fsp.readdir(path.join(dir, 'procs'))).length).toBe(2);
+    } finally {
+      await downloading.handle.close();
+      await first.discard(downloading);
+      await second.close();
+    }
+    expect((await fsp.readdir(path.join(dir, 'procs'))).length).toBe(1);
+  });
+
+  it('starts even when files vanish while it looks at the folder', async () => {
+    await fsp.mkdir(path.join(dir, 'files', 'repo'), { recursive: true });
+    for (let i = 0; i < 200; i++) await fsp.writeFile(path.join(dir, 'files', 'repo', `f${i}.bin`), 'x');
+    // Another process removes them meanwhile (a save dropping its cached copies, say).
+    const removing = (async () => {
+      for (let i = 199; i >= 0; i--) await fsp.rm(path.join(dir, 'files', 'repo', `f${i}.bin`), { force: true });
+      await fsp.rm(path.join(dir, 'files', 'repo'), { recursive: true, force: true });
+    })();
+    await openCache();
+    await removing;
+    expect(cache.size).toBe(0);
   });
 
   it('tries init again after a failure (the disk may come back)', async () => {

@@ -58,7 +58,10 @@ export interface CacheInitReport {
   temporaryFilesRemoved: number;
   /** Temp files of other processes that are still running (their downloads in progress), left alone. */
   temporaryFilesKept: number;
-  /** Other running processes that use this cache folder (registered under `procs/`). */
+  /**
+   * Other open caches on this folder (registered under `procs/`): of other running processes, or other
+   * instances in this process.
+   */
   otherProcesses: number;
   /** Cached files whose index record matched, kept. */
   filesKept: number;
@@ -77,6 +80,11 @@ const FILES_DIR = 'files';
 const TMP_DIR = 'tmp';
 /** Folder where each process using the cache folder registers (`<pid>@<host>`) from `init()` to `close()`. */
 const PROCS_DIR = 'procs';
+
+/** Caches of this process that are initialised and not closed, by id (their registrations in `procs/`). */
+const liveCaches = new Set<string>();
+/** Temp files of this process's caches that are not committed or discarded yet, by path. */
+const liveTemps = new Set<string>();
 
 /** The pid a temp file was named with (`<pid>-<random>.part`), or null for a name not of that form. */
 function pidOfTemp(name: string): number | null {
@@ -182,6 +190,8 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
   /** Per-key chain of file operations, so that an unlink of an evicted file never lands on its successor. */
   private readonly keyOps = new Map<string, Promise<unknown>>();
   private initRun: Promise<CacheInitReport> | undefined;
+  /** Tells this cache's registration in the folder from other caches of the same process. */
+  private readonly id = randomBytes(6).toString('hex');
 
   constructor(options: DiskCacheOptions) {
     super();
@@ -199,29 +209,35 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     return path.join(this.dir, TMP_DIR);
   }
 
-  /** This process's registration in the folder. */
+  /** This cache's registration in the folder: `<pid>-<id>@<host>`. */
   private get presenceFile(): string {
-    return path.join(this.dir, PROCS_DIR, `${process.pid}@${os.hostname()}`);
+    return path.join(this.dir, PROCS_DIR, `${process.pid}-${this.id}@${os.hostname()}`);
   }
 
   /**
-   * Registers this process as a user of the folder and counts the others that still run. Registrations of
-   * processes of this host that are gone (a crash) are removed; those of other hosts (a folder shared over a
-   * network filesystem) count as running, since their pids cannot be checked from here.
+   * Registers this cache as a user of the folder and counts the others that are still open: caches of other
+   * running processes, and other open caches of this process. Registrations of processes of this host that
+   * are gone (a crash), and of this process's caches that are not open, are removed; those of other hosts (a
+   * folder shared over a network filesystem) count as open, since their pids cannot be checked from here.
    */
   private async registerPresence(): Promise<number> {
     const procs = path.join(this.dir, PROCS_DIR);
     await fsp.mkdir(procs, { recursive: true });
     await fsp.writeFile(this.presenceFile, `${new Date().toISOString()}\n`);
+    liveCaches.add(this.id);
     const host = os.hostname();
     let others = 0;
     for (const name of await fsp.readdir(procs)) {
-      const at = name.indexOf('@');
-      const pid = Number(name.slice(0, at));
-      if (at <= 0 || !Number.isSafeInteger(pid)) continue;
-      if (name.slice(at + 1) !== host) others++;
-      else if (pid === process.pid) continue;
-      else if (isRunning(pid)) others++;
+      const m = /^(\d+)-([0-9a-f]+)@(.+)$/.exec(name);
+      if (!m) continue;
+      const [, pidText, id, nameHost] = m;
+      const pid = Number(pidText);
+      if (nameHost !== host) others++;
+      else if (pid === process.pid) {
+        if (id === this.id) continue;
+        if (liveCaches.has(id!)) others++;
+        else await fsp.rm(path.join(procs, name), { force: true });
+      } else if (isRunning(pid)) others++;
       else await fsp.rm(path.join(procs, name), { force: true });
     }
     return others;
@@ -265,7 +281,8 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     for (const name of await fsp.readdir(this.tmpDir)) {
       // Temp files are named after the pid of their process: another running process's download stays.
       const pid = pidOfTemp(name);
-      if (pid !== null && pid !== process.pid && isRunning(pid)) {
+      const ownedElsewhere = pid === process.pid ? liveTemps.has(path.join(this.tmpDir, name)) : pid !== null && isRunning(pid);
+      if (ownedElsewhere) {
         temporaryFilesKept++;
         continue;
       }
@@ -315,7 +332,14 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     for (const name of names) {
       const full = path.join(dir, name);
       const key = prefix === '' ? name : `${prefix}/${name}`;
-      const st = await fsp.lstat(full);
+      let st: Stats;
+      try {
+        st = await fsp.lstat(full);
+      } catch (err) {
+        // Removed since the folder was listed (a save dropped it, another process evicted it): nothing to do.
+        if (isMissing(err)) continue;
+        throw err;
+      }
       if (st.isDirectory()) await this.walk(full, key, out);
       else if (st.isFile()) out.push({ key, st });
       else await fsp.rm(full, { force: true });
@@ -401,6 +425,7 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     const handle = await fsp.open(file, 'wx+', 0o644);
     const temp = new TempFile(file, handle);
     this.temps.add(temp);
+    liveTemps.add(file);
     return temp;
   }
 
@@ -415,6 +440,7 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     if (temp.settled) return;
     temp.settled = true;
     this.temps.delete(temp);
+    liveTemps.delete(temp.path);
     await fsp.rm(temp.path, { force: true });
   }
 
@@ -426,6 +452,7 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     if (temp.settled) throw new Error('temp file already settled');
     temp.settled = true;
     this.temps.delete(temp);
+    liveTemps.delete(temp.path);
     const { key } = record;
     const target = path.join(this.filesDir, key);
     let ino: number;
@@ -484,6 +511,9 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
       () => true,
       () => false,
     );
+    liveCaches.delete(this.id);
+    // Downloads this cache never settled are a closed cache's leftovers: the next start may remove them.
+    for (const temp of this.temps) liveTemps.delete(temp.path);
     if (initialised) await fsp.rm(this.presenceFile, { force: true });
   }
 
