@@ -256,9 +256,10 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
   }
 
   /**
-   * Prepares the folder: removes every temp file (a crash's leftovers: this cache owns the folder, and nothing
-   * is downloading before `init`), keeps cached files whose index record has the same size, removes the others,
-   * then evicts down to the limit. Call once before use; later calls return the first one's result, unless it
+   * Prepares the folder: registers this cache in it; removes the temp files of processes that are gone (a
+   * crash's leftovers), keeping those of other open caches; keeps cached files whose index record has the same
+   * size; removes the others unless another cache is open on the folder (its index may vouch for them); then
+   * evicts down to the limit. Call once before use; later calls return the first one's result, unless it
    * failed (the disk may come back): then the next call tries again.
    */
   init(): Promise<CacheInitReport> {
