@@ -172,12 +172,15 @@ describe('DiskCache', () => {
       await fsp.mkdir(path.join(dir, 'procs'), { recursive: true });
       await fsp.mkdir(path.join(dir, 'files', 'repo'), { recursive: true });
       // The other process registered and is downloading; a crashed one left its registration and a temp file.
-      await fsp.writeFile(path.join(dir, 'procs', `${other.pid}-0a1b2c@${host}`), '');
+      // Its registration lists the file it cached.
+      await fsp.writeFile(path.join(dir, 'procs', `${other.pid}-0a1b2c@${host}`), '2026-11-30T00:00:00.000Z\nrepo/theirs.bin\n');
       await fsp.writeFile(path.join(dir, 'procs', `${gone}-0a1b2c@${host}`), '');
       await fsp.writeFile(path.join(dir, 'tmp', `${other.pid}-00112233aabbccdd.part`), 'its download in progress');
       await fsp.writeFile(path.join(dir, 'tmp', `${gone}-00112233aabbccdd.part`), 'a crash leftover');
-      // A file the other process cached (its index is in its memory, not in ours).
+      // A file the other process cached (its index is in its memory, not in ours), and one that nobody
+      // vouches for (left by a process that is gone).
       await fsp.writeFile(path.join(dir, 'files', 'repo', 'theirs.bin'), 'cached by the other process');
+      await fsp.writeFile(path.join(dir, 'files', 'repo', 'orphan.bin'), 'left by a crashed process');
 
       await openCache();
       expect(await cache.init()).toEqual({
@@ -185,7 +188,7 @@ describe('DiskCache', () => {
         temporaryFilesKept: 1,
         otherProcesses: 1,
         filesKept: 0,
-        filesRemoved: 0,
+        filesRemoved: 1,
         filesLeft: 1,
       });
       expect(await fsp.readdir(path.join(dir, 'tmp'))).toEqual([`${other.pid}-00112233aabbccdd.part`]);
@@ -198,7 +201,9 @@ describe('DiskCache', () => {
       expect(registered.find((n) => n !== `${other.pid}-0a1b2c@${host}`)).toMatch(new RegExp(`^${process.pid}-[0-9a-f]+@`));
 
       // Our own downloads are named after our pid and are ours to clean up.
-      expect((await cache.createTemp()).path).toMatch(new RegExp(`tmp/${process.pid}-[0-9a-f]+\\.part$`));
+      const ours = await cache.createTemp();
+      await ours.handle.close();
+      expect(ours.path).toMatch(new RegExp(`tmp/${process.pid}-[0-9a-f]+\\.part$`));
       await cache.close();
       expect(await fsp.readdir(path.join(dir, 'procs'))).toEqual([`${other.pid}-0a1b2c@${host}`]);
     } finally {
@@ -228,6 +233,27 @@ describe('DiskCache', () => {
       await second.close();
     }
     expect((await fsp.readdir(path.join(dir, 'procs'))).length).toBe(1);
+  });
+
+  it('lists the files it put in the folder in its registration, written anew once the list outgrows the cache', async () => {
+    // Room for one file, and no slack: the list is written anew as soon as it is longer than twice the cache.
+    cache = new DiskCache({ dir, index, maxBytes: 1000, registrationSlack: 0 });
+    await cache.init();
+    const registration = async () => {
+      const names = (await fsp.readdir(path.join(dir, 'procs'))).filter((n) => !n.startsWith('.'));
+      expect(names).toHaveLength(1);
+      return (await fsp.readFile(path.join(dir, 'procs', names[0]!), 'utf8')).split('\n').slice(1, -1);
+    };
+    await put('a', randomFile(1000));
+    await put('b', randomFile(1000));
+    // 'a' was evicted for 'b', but a list of two for a cache of one is not too long yet.
+    expect(await registration()).toEqual(['a', 'b']);
+    for (const key of ['c', 'd', 'e', 'f']) await put(key, randomFile(1000));
+    await cache.idle();
+    // Written anew from what was cached when 'f' came, plus 'f'; never the evicted ones.
+    expect(await registration()).toEqual(['e', 'f']);
+    expect(cache.lookup('f')).not.toBeNull();
+    expect((await fsp.readdir(path.join(dir, 'procs'))).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
   it('starts even when files vanish while it looks at the folder', async () => {

@@ -39,6 +39,11 @@ export interface DiskCacheOptions {
   index?: Keyv<CacheRecord>;
   /** @default silentLogger */
   logger?: Logger;
+  /**
+   * @internal How many more keys than twice its entries this cache's registration may list before it is
+   * written anew. @default 10000
+   */
+  registrationSlack?: number;
 }
 
 export const diskCacheDefaults = {
@@ -68,8 +73,8 @@ export interface CacheInitReport {
   /** Cached files without a matching index record, removed: nothing vouches for their bytes. */
   filesRemoved: number;
   /**
-   * Cached files without a matching record here, left alone because another process uses the folder (its
-   * index may vouch for them). This cache does not serve them.
+   * Cached files without a matching record here, left alone because another open cache on the folder put them
+   * there (its index vouches for them). This cache does not serve them.
    */
   filesLeft: number;
 }
@@ -80,6 +85,9 @@ const FILES_DIR = 'files';
 const TMP_DIR = 'tmp';
 /** Folder where each process using the cache folder registers (`<pid>@<host>`) from `init()` to `close()`. */
 const PROCS_DIR = 'procs';
+
+/** How many more keys than twice its entries a registration may list before it is written anew. */
+const VOUCH_SLACK = 10_000;
 
 /** Caches of this process that are initialised and not closed, by id (their registrations in `procs/`). */
 const liveCaches = new Set<string>();
@@ -192,6 +200,10 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
   private initRun: Promise<CacheInitReport> | undefined;
   /** Tells this cache's registration in the folder from other caches of the same process. */
   private readonly id = randomBytes(6).toString('hex');
+  /** Keys listed in this cache's registration (with repeats), and the write in progress. */
+  private vouchedLines = 0;
+  private readonly registrationSlack: number;
+  private vouching: Promise<void> = Promise.resolve();
 
   constructor(options: DiskCacheOptions) {
     super();
@@ -199,6 +211,7 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     this.maxBytes = options.maxBytes ?? diskCacheDefaults.maxBytes;
     this.index = options.index ?? new Keyv<CacheRecord>();
     this.logger = options.logger ?? silentLogger;
+    this.registrationSlack = options.registrationSlack ?? VOUCH_SLACK;
   }
 
   private get filesDir(): string {
@@ -220,27 +233,67 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
    * are gone (a crash), and of this process's caches that are not open, are removed; those of other hosts (a
    * folder shared over a network filesystem) count as open, since their pids cannot be checked from here.
    */
-  private async registerPresence(): Promise<number> {
+  private async registerPresence(): Promise<{ others: number; vouched: Set<string> }> {
     const procs = path.join(this.dir, PROCS_DIR);
     await fsp.mkdir(procs, { recursive: true });
     await fsp.writeFile(this.presenceFile, `${new Date().toISOString()}\n`);
     liveCaches.add(this.id);
     const host = os.hostname();
     let others = 0;
+    const vouched = new Set<string>();
     for (const name of await fsp.readdir(procs)) {
+      const left = /^\.(\d+)-([0-9a-f]+)\.tmp$/.exec(name);
+      if (left) {
+        // A rewrite of a registration that a crash interrupted.
+        const pid = Number(left[1]);
+        if (pid === process.pid ? left[2] !== this.id && !liveCaches.has(left[2]!) : !isRunning(pid)) {
+          await fsp.rm(path.join(procs, name), { force: true });
+        }
+        continue;
+      }
       const m = /^(\d+)-([0-9a-f]+)@(.+)$/.exec(name);
       if (!m) continue;
       const [, pidText, id, nameHost] = m;
       const pid = Number(pidText);
-      if (nameHost !== host) others++;
-      else if (pid === process.pid) {
-        if (id === this.id) continue;
-        if (liveCaches.has(id!)) others++;
-        else await fsp.rm(path.join(procs, name), { force: true });
-      } else if (isRunning(pid)) others++;
-      else await fsp.rm(path.join(procs, name), { force: true });
+      const open = nameHost !== host ? true : pid === process.pid ? id !== this.id && liveCaches.has(id!) : isRunning(pid);
+      if (pid === process.pid && id === this.id) continue;
+      if (!open) {
+        await fsp.rm(path.join(procs, name), { force: true });
+        continue;
+      }
+      others++;
+      // A registration lists, after its first line, the keys its cache put in the folder.
+      const text = await fsp.readFile(path.join(procs, name), 'utf8').catch(() => '');
+      for (const line of text.split('\n').slice(1)) if (line) vouched.add(line);
     }
-    return others;
+    return { others, vouched };
+  }
+
+  /**
+   * Lists `keys` in this cache's registration: another cache starting on the folder leaves these files alone.
+   * The list only grows by appends; once it is much longer than the cache (evicted and saved files stay
+   * listed), it is written anew from the cache's entries.
+   */
+  private vouchFor(keys: string[]): Promise<void> {
+    if (keys.length === 0) return Promise.resolve();
+    const write = async (): Promise<void> => {
+      this.vouchedLines += keys.length;
+      if (this.vouchedLines > 2 * this.entries.size + this.registrationSlack) {
+        const listed = [...new Set([...this.entries.keys(), ...keys])];
+        // A dot name: never read as a registration, and removed by the next start-up if it is left behind.
+        const next = path.join(this.dir, PROCS_DIR, `.${process.pid}-${this.id}.tmp`);
+        await fsp.writeFile(next, `${new Date().toISOString()}\n${listed.map((k) => `${k}\n`).join('')}`);
+        await fsp.rename(next, this.presenceFile);
+        this.vouchedLines = listed.length;
+        return;
+      }
+      // 'a' also recreates a registration that was removed meanwhile.
+      await fsp.appendFile(this.presenceFile, keys.map((k) => `${k}\n`).join(''));
+    };
+    // One write at a time: a rewrite must not lose an append made while it ran.
+    const run = this.vouching.then(write, write);
+    this.vouching = run.catch(() => undefined);
+    return run;
   }
 
   /** Bytes of cached files plus bytes reserved by downloads in progress. */
@@ -258,7 +311,7 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
   /**
    * Prepares the folder: registers this cache in it; removes the temp files of processes that are gone (a
    * crash's leftovers), keeping those of other open caches; keeps cached files whose index record has the same
-   * size; removes the others unless another cache is open on the folder (its index may vouch for them); then
+   * size; removes the others unless another open cache put them there (its registration lists them); then
    * evicts down to the limit. Call once before use; later calls return the first one's result, unless it
    * failed (the disk may come back): then the next call tries again.
    */
@@ -276,7 +329,7 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
   private async runInit(): Promise<CacheInitReport> {
     await fsp.mkdir(this.filesDir, { recursive: true });
     await fsp.mkdir(this.tmpDir, { recursive: true });
-    const otherProcesses = await this.registerPresence();
+    const { others: otherProcesses, vouched } = await this.registerPresence();
     let temporaryFilesRemoved = 0;
     let temporaryFilesKept = 0;
     for (const name of await fsp.readdir(this.tmpDir)) {
@@ -301,8 +354,8 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
       if (record && record.key === key && record.size === st.size) {
         adopted.push({ record, st });
         filesKept++;
-      } else if (otherProcesses > 0) {
-        // Another process's index (in its memory) may vouch for it: not ours to remove.
+      } else if (vouched.has(key)) {
+        // Another open cache put it here and its index (in its memory) vouches for it: not ours to remove.
         filesLeft++;
       } else {
         await fsp.rm(path.join(this.filesDir, key), { force: true });
@@ -310,6 +363,7 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
         filesRemoved++;
       }
     }
+    await this.vouchFor(adopted.map(({ record }) => record.key));
     // The rename into place is the last use we know of.
     adopted.sort((a, b) => a.st.mtimeMs - b.st.mtimeMs);
     for (const { record, st } of adopted) {
@@ -461,6 +515,8 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
       checkKey(key);
       await temp.handle.sync();
       ino = (await temp.handle.stat()).ino;
+      // Listed before it appears in the folder, so that a cache starting meanwhile never takes it for an orphan.
+      await this.vouchFor([key]);
       await this.serial(key, async () => {
         for (let attempt = 0; ; attempt++) {
           await fsp.mkdir(path.dirname(target), { recursive: true });
