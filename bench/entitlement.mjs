@@ -29,7 +29,7 @@
 // Every response under load must be 200 with the file's 4096 bytes: one 403 means the setup is wrong, and the
 // benchmark stops. Before the load, one request per server checks status and bytes, and with protection on
 // that a request without a certificate is refused (403), so that "on" really is protected.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
@@ -49,13 +49,12 @@ import {
   RETRIES,
   ROUNDS,
   runMain,
+  runReporting,
   runWrk,
   SECONDS,
   sleep,
   startServer,
   stopServer,
-  track,
-  killChild,
   WARMUP,
   withTimeout,
   wrkArgs,
@@ -130,35 +129,10 @@ function getOnce(url, { headers = {}, cert, key } = {}) {
 }
 
 /** The node load generator, in its own process; resolves to its report with req/s. */
-function runHttpsLoad(seconds, url, identity) {
+async function runHttpsLoad(seconds, url, identity) {
   const args = [LOAD, '--url', url, '--cert', identity.cert, '--key', identity.key, '--connections', String(CONNECTIONS), '--seconds', String(seconds), '--size', String(FILE_SIZE)];
-  return new Promise((resolve, reject) => {
-    const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }), false);
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-    const limit = setTimeout(
-      () => {
-        killChild(child, 'SIGKILL');
-        reject(new Error(`https-load did not finish within ${seconds + 40} s`));
-      },
-      (seconds + 40) * 1000,
-    );
-    child.once('error', (e) => {
-      clearTimeout(limit);
-      reject(e);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(limit);
-      const m = /^HTTPS_LOAD (\{.*\})$/m.exec(out);
-      if (code !== 0 || !m) {
-        reject(new Error(`https-load failed (exit ${code}):\n${out}${err}`));
-        return;
-      }
-      resolve(JSON.parse(m[1]));
-    });
-  });
+  const { report } = await runReporting(process.execPath, args, { marker: 'HTTPS_LOAD', what: 'https-load', timeoutMs: (seconds + 40) * 1000 });
+  return report;
 }
 
 // ---------------------------------------------------------------------------------------------------------

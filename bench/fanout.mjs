@@ -24,6 +24,9 @@
 //                         The same for every server. 0: measure the cold process
 //   BENCH_ACCEPTORS=16    burstAccept's extra watchers of lazy-content's listening socket (0: Node's one accept
 //                         per turn of the event loop)
+//   BENCH_TRACE=DIR       lazy-content writes a timeline of each run to DIR (connections accepted per turn of its
+//                         event loop, each request's time to its first bytes, the fill's events) and the script
+//                         prints its summary (bench/fanout/trace.mjs)
 //   BENCH_LAZY_NODE_ARGS  extra node options for the lazy-content child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
 //   BENCH_JSON=file       also write the results as JSON
 //   VARNISHD, SQUID, NGINX   the binaries (default /usr/sbin/…)
@@ -86,6 +89,9 @@ const WARMUP = process.env.BENCH_WARMUP !== '0';
 const CLIENT_NICE = envInt('BENCH_CLIENT_NICE', 0, 0);
 /** burstAccept's extra watchers in the lazy-content server (`--acceptors`); 0 leaves Node's one accept per turn. */
 const ACCEPTORS = envInt('BENCH_ACCEPTORS', 16, 0);
+/** Where lazy-content writes a timeline of each run (bench/fanout/trace.mjs); none when unset. */
+const TRACE_DIR = process.env.BENCH_TRACE ? path.resolve(process.env.BENCH_TRACE) : null;
+const traceFile = (server, size) => path.join(TRACE_DIR, `${server.name}-${size}.json`);
 /** The warm-up file: 1 MiB and a byte, another file than any measured one (so it is not cached for the run). */
 const WARM_SIZE = 1024 * 1024 + 1;
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
@@ -501,11 +507,16 @@ async function client(url, maxTimeS) {
 async function startServer(server, { dir, originPort, size, digest }) {
   mkdirSync(dir, { recursive: true });
   if (server.kind === 'lazy') {
-    const args = [...LAZY_NODE_ARGS, process.env.BENCH_LAZY_SCRIPT ?? path.join(here, 'fanout', 'lazy-express.mjs'), '--data-dir', path.join(dir, 'data')];
+    const script = process.env.BENCH_LAZY_SCRIPT ? path.resolve(process.env.BENCH_LAZY_SCRIPT) : path.join(here, 'fanout', 'lazy-express.mjs');
+    const args = [...LAZY_NODE_ARGS, script, '--data-dir', path.join(dir, 'data')];
     args.push('--origin-port', String(originPort), '--size', String(size));
     if (server.digest) args.push('--digest', digest);
     if (server.inline) args.push('--inline');
     args.push('--acceptors', String(ACCEPTORS));
+    if (TRACE_DIR) {
+      mkdirSync(TRACE_DIR, { recursive: true });
+      args.push('--trace', traceFile(server, size));
+    }
     if (WARMUP) args.push('--warm-size', String(WARM_SIZE));
     const child = start(process.execPath, args, { cwd: dir });
     const port = await readyPort(child, server.name);
@@ -767,6 +778,11 @@ async function main() {
         const t = row.threads.map((x) => `${x.name} ${x.cpuS.toFixed(2)} s (${(x.ofWall * 100).toFixed(0)} %)`).join(', ');
         process.stdout.write(`    CPU by thread of the Node process during the run (% of wall): ${t}\n`);
         if (!server.inline) process.stdout.write(`    of the TTFB, the 302 took: median ${f3(row.redirectMedianS)} s, p99 ${f3(row.redirectP99S)} s\n`);
+      }
+      if (server.kind === 'lazy' && TRACE_DIR) {
+        // Of the last attempt, when a disturbed run was done again.
+        const { summary } = JSON.parse(readFileSync(traceFile(server, size), 'utf8'));
+        process.stdout.write(`    trace (ms from the first request; ${traceFile(server, size)}): ${JSON.stringify(summary)}\n`);
       }
       if (server.kind === 'lazy' && LAZY_NODE_ARGS.includes('--cpu-prof')) {
         process.stdout.write(`    profile window: node bench/fanout/cpu-profile.mjs <file>.cpuprofile --window ${row.window}\n`);

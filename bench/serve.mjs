@@ -367,44 +367,54 @@ export function wrkArgs(seconds, url, extra = []) {
   return [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '30s', '-s', WRK_SCRIPT, ...extra, url];
 }
 
-export function runWrk(seconds, url, extra = []) {
-  const args = wrkArgs(seconds, url, extra);
+/**
+ * Runs a load generator that prints its figures as one `MARKER {json}` line; resolves with that JSON and
+ * everything it printed. It is killed, and the promise rejects, after `timeoutMs`.
+ */
+export function runReporting(command, args, { marker, what, timeoutMs, cannotRun = (e) => e }) {
   return new Promise((resolve, reject) => {
-    const child = track(spawn(WRK, args, { stdio: ['ignore', 'pipe', 'pipe'] }), false);
+    const child = track(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }), false);
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-    const limit = setTimeout(
-      () => {
-        killChild(child, 'SIGKILL');
-        reject(new Error(`wrk ${shortArgs(args)} did not finish within ${seconds + 30} s`));
-      },
-      (seconds + 30) * 1000,
-    );
+    const limit = setTimeout(() => {
+      killChild(child, 'SIGKILL');
+      reject(new Error(`${what} did not finish within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
     child.once('error', (e) => {
       clearTimeout(limit);
-      reject(new Error(`cannot run wrk (apt-get install -y wrk): ${e.message}`));
+      reject(cannotRun(e));
     });
     child.once('exit', (code) => {
       clearTimeout(limit);
-      const m = /^WRK_REPORT (\{.*\})$/m.exec(out);
+      const m = new RegExp(`^${marker} (\\{.*\\})$`, 'm').exec(out);
       if (code !== 0 || !m) {
-        reject(new Error(`wrk ${shortArgs(args)} failed (exit ${code}):\n${out}${err}`));
+        reject(new Error(`${what} failed (exit ${code}):\n${out}${err}`));
         return;
       }
-      const r = JSON.parse(m[1]);
-      const secs = r.duration_us / 1e6;
-      resolve({
-        ...r,
-        seconds: secs,
-        reqPerSec: r.requests / secs,
-        gbPerSec: r.bytes / secs / 1e9,
-        socketErrors: r.connect_errors + r.read_errors + r.write_errors,
-        text: out.replace(/^WRK_REPORT .*\n?/m, ''),
-      });
+      resolve({ report: JSON.parse(m[1]), out });
     });
   });
+}
+
+export async function runWrk(seconds, url, extra = []) {
+  const args = wrkArgs(seconds, url, extra);
+  const { report: r, out } = await runReporting(WRK, args, {
+    marker: 'WRK_REPORT',
+    what: `wrk ${shortArgs(args)}`,
+    timeoutMs: (seconds + 30) * 1000,
+    cannotRun: (e) => new Error(`cannot run wrk (apt-get install -y wrk): ${e.message}`),
+  });
+  const secs = r.duration_us / 1e6;
+  return {
+    ...r,
+    seconds: secs,
+    reqPerSec: r.requests / secs,
+    gbPerSec: r.bytes / secs / 1e9,
+    socketErrors: r.connect_errors + r.read_errors + r.write_errors,
+    text: out.replace(/^WRK_REPORT .*\n?/m, ''),
+  };
 }
 
 /** wrk's arguments for a message, long ones (a certificate in a header) shortened. */

@@ -7,6 +7,13 @@ import type { DataSource } from 'typeorm';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest';
 import { postgresAvailable, postgresSchema } from './helpers/services.js';
 
+/** A promise and the function that resolves it: for holding a step of the code under test until the test lets it go. */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 const backends: Array<[string, () => Promise<{ url: string; cleanup(): Promise<void> } | null>]> = [
   [
     'SQLite',
@@ -323,10 +330,8 @@ for (const [name, open] of backends) {
       const catalog = catalogWith(60_000);
       await catalog.addEntries([{ path: p('a'), remote: remoteName, url: url('old') }]);
       // The lookup reads the old row, then is held until the change is done.
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
-      let read!: () => void;
-      const hasRead = new Promise<void>((resolve) => (read = resolve));
+      const { promise: held, resolve: release } = signal();
+      const { promise: hasRead, resolve: read } = signal();
       queries.mockImplementationOnce(async (...args: Parameters<DataSource['query']>) => {
         const rows: unknown = await query(...args);
         read();
@@ -348,10 +353,8 @@ for (const [name, open] of backends) {
       const catalog = catalogWith(60_000);
       await catalog.addEntries([{ path: p('a'), remote: remoteName, url: url('old') }]);
       // The change's transaction waits, so that a lookup runs (and reads the old row) in the middle of it.
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
-      let entered!: () => void;
-      const inChange = new Promise<void>((resolve) => (entered = resolve));
+      const { promise: held, resolve: release } = signal();
+      const { promise: inChange, resolve: entered } = signal();
       const transaction = ds.transaction.bind(ds) as (run: unknown) => Promise<unknown>;
       const spy = vi.spyOn(ds, 'transaction').mockImplementationOnce((async (run: unknown) => {
         entered();

@@ -3,17 +3,20 @@
 // file, registered before listening.
 //
 //   node bench/fanout/lazy-express.mjs --data-dir DIR --origin-port N --size BYTES [--digest SHA256_HEX] [--port N]
-//                                      [--warm-size BYTES] [--inline] [--acceptors N]
+//                                      [--warm-size BYTES] [--inline] [--acceptors N] [--trace FILE]
 //
 // Prints "ready <port>" once listening. Without --digest the entry has a size but no digest. --warm-size adds a
 // second entry, bench/file-<warm-size>.bin, for the benchmark's warm-up request. --inline sets streamer.inline
 // (the content request streams the file itself instead of redirecting to the streamer). SIGTERM/SIGINT
 // close the server and exit normally, so that `node --cpu-prof` writes its profile. --acceptors sets burstAccept's
 // extra watchers of the listening socket (16 by default, as the Express example; 0 leaves Node's one accept per turn).
+// --trace writes a timeline of the measured file's requests and its summary to FILE at exit (bench/fanout/trace.mjs).
 import { createServer } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import express from 'express';
 import { burstAccept, lazyContent } from '@lazy-content/express';
+import { startTrace } from './trace.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -25,6 +28,7 @@ const { values } = parseArgs({
     'warm-size': { type: 'string' },
     inline: { type: 'boolean' },
     acceptors: { type: 'string' },
+    trace: { type: 'string' },
   },
 });
 const fail = (message) => {
@@ -57,13 +61,19 @@ const app = express();
 app.use(handler);
 const server = createServer(app);
 server.on('error', (err) => fail(`listen failed: ${err.message}`));
+const trace = values.trace ? startTrace(server, handler.lazyContent.fills, `file-${size}.bin`) : null;
 server.listen(Number(values.port ?? 0), '127.0.0.1', () => {
+  const started = performance.now();
   burstAccept(server, { acceptors: Number(values.acceptors ?? 16) }).then(
-    () => process.stdout.write(`ready ${server.address().port}\n`),
+    () => {
+      trace?.mark('burst-accept', { ms: performance.now() - started });
+      process.stdout.write(`ready ${server.address().port}\n`);
+    },
     (err) => fail(`burstAccept failed: ${err.message}`),
   );
 });
 
+if (trace) process.once('exit', () => trace.write(values.trace));
 const stop = () => {
   setTimeout(() => process.exit(0), 3000).unref();
   server.closeAllConnections();

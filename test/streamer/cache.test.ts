@@ -152,7 +152,7 @@ describe('DiskCache', () => {
     expect(await cache.init()).toEqual({
       temporaryFilesRemoved: 2,
       temporaryFilesKept: 0,
-      otherProcesses: 0,
+      otherCaches: 0,
       filesKept: 1,
       filesRemoved: 2,
       filesLeft: 0,
@@ -186,7 +186,7 @@ describe('DiskCache', () => {
       expect(await cache.init()).toEqual({
         temporaryFilesRemoved: 1,
         temporaryFilesKept: 1,
-        otherProcesses: 1,
+        otherCaches: 1,
         filesKept: 0,
         filesRemoved: 1,
         filesLeft: 1,
@@ -212,7 +212,7 @@ describe('DiskCache', () => {
     }
     // Once the other process is gone, the next start cleans up after it like after a crash.
     cache = new DiskCache({ dir, index });
-    expect(await cache.init()).toMatchObject({ otherProcesses: 0, temporaryFilesRemoved: 2, temporaryFilesKept: 0, filesRemoved: 1 });
+    expect(await cache.init()).toMatchObject({ otherCaches: 0, temporaryFilesRemoved: 2, temporaryFilesKept: 0, filesRemoved: 1 });
     expect(await fsp.readdir(path.join(dir, 'procs'))).toEqual([expect.stringMatching(new RegExp(`^${process.pid}-[0-9a-f]+@`))]);
   });
 
@@ -223,7 +223,7 @@ describe('DiskCache', () => {
     // A second instance on the same folder (another app in the same process), with its own index.
     const second = new DiskCache({ dir, index: new Keyv<CacheRecord>() });
     try {
-      expect(await second.init()).toMatchObject({ otherProcesses: 1, temporaryFilesKept: 1, temporaryFilesRemoved: 0, filesLeft: 1, filesRemoved: 0 });
+      expect(await second.init()).toMatchObject({ otherCaches: 1, temporaryFilesKept: 1, temporaryFilesRemoved: 0, filesLeft: 1, filesRemoved: 0 });
       expect(await fsp.readdir(path.join(dir, 'tmp'))).toEqual([path.basename(downloading.path)]);
       expect(first.lookup('repo/first.bin')).not.toBeNull();
       expect((await fsp.readdir(path.join(dir, 'procs'))).length).toBe(2);
@@ -353,7 +353,7 @@ await cache.close();`;
     child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
     const [code] = (await once(child, 'exit')) as [number];
     expect(code).toBe(0);
-    expect(JSON.parse(out)).toMatchObject({ otherProcesses: 1, temporaryFilesKept: 1, temporaryFilesRemoved: 0 });
+    expect(JSON.parse(out)).toMatchObject({ otherCaches: 1, temporaryFilesKept: 1, temporaryFilesRemoved: 0 });
 
     upstream.release('/shared.bin');
     expect(sha256(await bytes)).toBe(sha256(body));

@@ -448,8 +448,8 @@ export class LazyContent {
     this.cacheReady ??= this.fills.cache.init().then(
       (report) => {
         if (report.temporaryFilesRemoved + report.filesRemoved > 0) this.logger.info(report, 'cache folder cleaned at start-up');
-        if (report.otherProcesses > 0) {
-          this.logger.info(report, 'cache folder shared with other running processes: their downloads and files are left alone');
+        if (report.otherCaches > 0) {
+          this.logger.info(report, 'cache folder shared with other open caches: their downloads and files are left alone');
         }
       },
       (err: unknown) => {

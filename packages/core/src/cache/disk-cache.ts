@@ -28,9 +28,9 @@ export interface CacheRecord {
 
 export interface DiskCacheOptions {
   /**
-   * The cache folder; created when missing. Several processes on one host may share it (cluster workers, a
-   * separate save worker): `init()` removes only the temp files of processes that are gone, and removes
-   * files that no index vouches for only while no other process uses the folder.
+   * The cache folder; created when missing. Several caches on one host may share it (cluster workers, a
+   * separate save worker): `init()` removes only the temp files of processes that are gone, and leaves alone
+   * the files that another open cache lists as its own.
    */
   dir: string;
   /** Bytes of cached and in-progress files above which least recently used files are evicted. @default 10737418240 (10 GiB) */
@@ -67,7 +67,7 @@ export interface CacheInitReport {
    * Other open caches on this folder (registered under `procs/`): of other running processes, or other
    * instances in this process.
    */
-  otherProcesses: number;
+  otherCaches: number;
   /** Cached files whose index record matched, kept. */
   filesKept: number;
   /** Cached files without a matching index record, removed: nothing vouches for their bytes. */
@@ -83,7 +83,10 @@ export interface CacheInitReport {
 const FILES_DIR = 'files';
 /** Folder of files being downloaded. A sibling of `files/`, so no key can name it, and on the same filesystem. */
 const TMP_DIR = 'tmp';
-/** Folder where each process using the cache folder registers (`<pid>@<host>`) from `init()` to `close()`. */
+/**
+ * Folder where each cache using the folder registers (`<pid>-<id>@<host>`) from `init()` to `close()`; the
+ * registration lists, after its first line, the keys the cache put in `files/`.
+ */
 const PROCS_DIR = 'procs';
 
 /** How many more keys than twice its entries a registration may list before it is written anew. */
@@ -98,6 +101,11 @@ const liveTemps = new Set<string>();
 function pidOfTemp(name: string): number | null {
   const m = /^(\d+)-[0-9a-f]+\.part$/.exec(name);
   return m ? Number(m[1]) : null;
+}
+
+/** Whether the cache `id` of process `pid` (of this host) is open: in this process, by the registry; else if the process runs. */
+function cacheIsOpen(pid: number, id: string): boolean {
+  return pid === process.pid ? liveCaches.has(id) : isRunning(pid);
 }
 
 /** Whether a process with this pid runs on this host (EPERM: it does, under another user). */
@@ -237,6 +245,7 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     const procs = path.join(this.dir, PROCS_DIR);
     await fsp.mkdir(procs, { recursive: true });
     await fsp.writeFile(this.presenceFile, `${new Date().toISOString()}\n`);
+    this.vouchedLines = 0;
     liveCaches.add(this.id);
     const host = os.hostname();
     let others = 0;
@@ -245,19 +254,15 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
       const left = /^\.(\d+)-([0-9a-f]+)\.tmp$/.exec(name);
       if (left) {
         // A rewrite of a registration that a crash interrupted.
-        const pid = Number(left[1]);
-        if (pid === process.pid ? left[2] !== this.id && !liveCaches.has(left[2]!) : !isRunning(pid)) {
-          await fsp.rm(path.join(procs, name), { force: true });
-        }
+        if (!cacheIsOpen(Number(left[1]), left[2]!)) await fsp.rm(path.join(procs, name), { force: true });
         continue;
       }
       const m = /^(\d+)-([0-9a-f]+)@(.+)$/.exec(name);
       if (!m) continue;
       const [, pidText, id, nameHost] = m;
       const pid = Number(pidText);
-      const open = nameHost !== host ? true : pid === process.pid ? id !== this.id && liveCaches.has(id!) : isRunning(pid);
       if (pid === process.pid && id === this.id) continue;
-      if (!open) {
+      if (nameHost === host && !cacheIsOpen(pid, id!)) {
         await fsp.rm(path.join(procs, name), { force: true });
         continue;
       }
@@ -329,7 +334,7 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
   private async runInit(): Promise<CacheInitReport> {
     await fsp.mkdir(this.filesDir, { recursive: true });
     await fsp.mkdir(this.tmpDir, { recursive: true });
-    const { others: otherProcesses, vouched } = await this.registerPresence();
+    const { others: otherCaches, vouched } = await this.registerPresence();
     let temporaryFilesRemoved = 0;
     let temporaryFilesKept = 0;
     for (const name of await fsp.readdir(this.tmpDir)) {
@@ -371,7 +376,7 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
       this.cachedBytes += record.size;
     }
     this.evict();
-    const report = { temporaryFilesRemoved, temporaryFilesKept, otherProcesses, filesKept, filesRemoved, filesLeft };
+    const report = { temporaryFilesRemoved, temporaryFilesKept, otherCaches, filesKept, filesRemoved, filesLeft };
     this.logger.info({ dir: this.dir, ...report }, 'cache ready');
     return report;
   }
@@ -559,7 +564,7 @@ export class DiskCache extends EventEmitter<DiskCacheEvents> implements Pick<Con
     while (this.keyOps.size > 0) await Promise.allSettled([...this.keyOps.values()]);
   }
 
-  /** Forgets everything in memory and unregisters this process from the folder; files stay on disk for the next `init`. */
+  /** Forgets everything in memory and unregisters this cache from the folder; files stay on disk for the next `init`. */
   async close(): Promise<void> {
     await this.idle();
     this.entries.clear();

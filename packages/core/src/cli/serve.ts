@@ -6,7 +6,7 @@ import type { LazyContent } from '../lazy-content.js';
 import type { LazyContentOptions } from '../options.js';
 import type { EntitlementRule } from '../entitlement/guard.js';
 import { DOWNLOAD_POLICIES, type DownloadPolicy } from '../catalog/types.js';
-import { burstAccept, burstAcceptDefaults } from '../http/burst-accept.js';
+import { burstAccept, burstAcceptDefaults, MAX_ACCEPTORS } from '../http/burst-accept.js';
 import { type ArgToken, int, oneOf, parse, str, UsageError } from './args.js';
 import { baseOptions, commonOptions, helpOf } from './common.js';
 import type { ImportSpec } from './import.js';
@@ -164,7 +164,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   const host = str(values, 'host') ?? '127.0.0.1';
   const port = int(values, 'port', 8080, 0, 65535);
-  const acceptors = int(values, 'acceptors', burstAcceptDefaults.acceptors, 0, 64);
+  const acceptors = int(values, 'acceptors', burstAcceptDefaults.acceptors, 0, MAX_ACCEPTORS);
   const framework = oneOf(values, 'framework', ['express', 'koa', 'nestjs'] as const, 'express');
   const resync = int(values, 'resync', 0, 0, 365 * 86400);
 

@@ -35,7 +35,7 @@ export interface BurstAccept {
 export const burstAcceptDefaults = { acceptors: 16, timeoutMs: 10_000 } as const;
 
 /** The most extra watchers: beyond this, a turn of the loop spends more on empty accepts than it gains. */
-const MAX_ACCEPTORS = 64;
+export const MAX_ACCEPTORS = 64;
 
 /** The helper: sends every handle it gets straight back (a new descriptor in the parent), then exits. */
 const HELPER = `process.on('message', (m, h) => { if (h) process.send('dup', h, () => h.close()); });

@@ -128,8 +128,8 @@ export class FileMetaCache {
       return null;
     }
     const known = previous?.meta;
-    if (previous && known && known.info.version === info.version) {
-      previous.checkedAt = Date.now();
+    if (known && known.info.version === info.version) {
+      previous!.checkedAt = Date.now();
       return this.withBody(known);
     }
     if (known) this.bodies.delete(known.info.version);
