@@ -11,7 +11,7 @@
 //   BENCH_CLIENTS=50      concurrent curl clients per run
 //   BENCH_RATE_MIB=32     the origin's limit per connection, in MiB/s
 //   BENCH_ONLY=a,b        only these servers (lazy-content, lazy-content-no-digest, lazy-content-inline, varnish,
-//                         squid, nginx)
+//                         squid, nginx, node-floor, node-floor-express, node-floor-2)
 //   BENCH_NO_DIGEST=1     also run lazy-content with a catalog entry without digest (0: skip that row)
 //   BENCH_TIMEOUT=2400    bound of the whole script, in seconds (a full run takes 10 to 25 minutes on 2 CPUs)
 //   BENCH_RETRIES=1       a run during which other processes used more than 0.25 CPU is done again, up to this
@@ -101,6 +101,21 @@ const STOP_TIMEOUT_MS = 10_000;
 const QUIET_CPUS = 0.15;
 const CLK_TCK = 100;
 
+/**
+ * The Node floor (bench/fanout/node-floor.mjs): a Node.js server that has the file in memory and answers at once,
+ * with burstAccept as lazy-content's server; no upstream fetch. The lowest time to first byte a Node.js server
+ * gets under this burst on this machine.
+ */
+function nodeFloor(withExpress, workers = 1) {
+  return ({ port }) => ({
+    files: {},
+    command: process.execPath,
+    args: [path.join(here, 'fanout', 'node-floor.mjs'), '--port', String(port), '--rate', String(RATE), '--acceptors', String(ACCEPTORS), ...(withExpress ? ['--express'] : []), '--workers', String(workers)],
+    describe: `node bench/fanout/node-floor.mjs${withExpress ? ' --express' : ''} --workers ${workers}`,
+  });
+}
+
+const SERVERS_KNOWN = ['lazy-content', 'lazy-content-no-digest', 'lazy-content-inline', 'varnish', 'squid', 'nginx', 'node-floor', 'node-floor-express', 'node-floor-2'];
 const SERVERS = [
   { name: 'lazy-content', title: 'lazy-content, Express 5 (entry with digest)', kind: 'lazy', digest: true },
   { name: 'lazy-content-no-digest', title: 'lazy-content, Express 5 (entry without digest)', kind: 'lazy', digest: false },
@@ -108,9 +123,12 @@ const SERVERS = [
   { name: 'varnish', title: 'Varnish (do_stream)', kind: 'proxy', config: varnish },
   { name: 'squid', title: 'Squid (collapsed_forwarding)', kind: 'proxy', config: squid },
   { name: 'nginx', title: 'nginx (proxy_cache_lock)', kind: 'proxy', config: nginx },
+  { name: 'node-floor', title: 'Node floor: node:http, file in memory (no proxy)', kind: 'proxy', config: nodeFloor(false) },
+  { name: 'node-floor-express', title: 'Node floor: Express 5, file in memory (no proxy)', kind: 'proxy', config: nodeFloor(true) },
+  { name: 'node-floor-2', title: 'Node floor: node:http, 2 cluster workers, file in memory (no proxy)', kind: 'proxy', config: nodeFloor(false, 2) },
 ].filter((s) => (ONLY ? ONLY.has(s.name) : s.name !== 'lazy-content-no-digest' || NO_DIGEST));
 if (ONLY) {
-  const known = new Set(['lazy-content', 'lazy-content-no-digest', 'lazy-content-inline', 'varnish', 'squid', 'nginx']);
+  const known = new Set(SERVERS_KNOWN);
   for (const name of ONLY) if (!known.has(name)) throw new Error(`BENCH_ONLY: unknown server ${name}`);
 }
 

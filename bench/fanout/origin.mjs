@@ -6,23 +6,19 @@
 //   GET /file-<bytes>.bin            the file (HEAD too); Cache-Control: public, max-age=3600, a fixed Last-Modified
 //   GET /_count?path=/file-<b>.bin   {"path","requests","completed","bytesSent"} since start
 //
-// Pacing: the body goes out in 64 KiB slices of one shared buffer (no copy, no per-byte work), each slice
-// when the connection's clock says it is due (slice k at k·64 KiB / RATE seconds); a timer wakes the writer
-// when the next slice is due, and socket back-pressure (a full send buffer) is waited on with `drain`.
+// Pacing: bench/fanout/paced.mjs.
 import { createServer } from 'node:http';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { filePath, MiB, patternTwice, slice } from './data.mjs';
+import { filePath, MiB } from './data.mjs';
+import { pacedSender } from './paced.mjs';
 
 const { values } = parseArgs({ options: { port: { type: 'string' }, rate: { type: 'string' }, host: { type: 'string' } } });
 const PORT = Number(values.port ?? 0);
 const HOST = values.host ?? '127.0.0.1';
 const RATE = Number(values.rate ?? 32 * MiB);
-const SLICE = 64 * 1024;
 const MAX_SIZE = 4 * 1024 * MiB;
-const LAST_MODIFIED = new Date(Date.UTC(2024, 0, 1)).toUTCString();
+const send = pacedSender(RATE);
 
-const twice = patternTwice();
 /** path → { requests, completed, bytesSent } */
 const counts = new Map();
 
@@ -35,42 +31,7 @@ function countOf(path) {
 function sendFile(req, res, path, size) {
   const count = countOf(path);
   count.requests++;
-  res.writeHead(200, {
-    'content-type': 'application/octet-stream',
-    'content-length': size,
-    'cache-control': 'public, max-age=3600',
-    'last-modified': LAST_MODIFIED,
-  });
-  if (req.method === 'HEAD' || size === 0) {
-    res.end();
-    return;
-  }
-  const t0 = performance.now();
-  let sent = 0;
-  let timer;
-  res.on('close', () => clearTimeout(timer));
-  const pump = () => {
-    timer = undefined;
-    if (res.destroyed) return;
-    const due = ((performance.now() - t0) / 1000) * RATE;
-    while (sent <= due) {
-      const n = Math.min(SLICE, size - sent);
-      const ok = res.write(slice(twice, sent, n));
-      sent += n;
-      count.bytesSent += n;
-      if (sent >= size) {
-        res.end(() => count.completed++);
-        return;
-      }
-      if (!ok) {
-        res.once('drain', pump);
-        return;
-      }
-    }
-    // The next slice is due when the clock reaches `sent` bytes.
-    timer = setTimeout(pump, Math.max(1, (sent / RATE) * 1000 - (performance.now() - t0)));
-  };
-  pump();
+  send(req, res, size, count);
 }
 
 const server = createServer((req, res) => {

@@ -2,8 +2,21 @@
 // when each connection was accepted, each request for the measured file was parsed and got its first bytes
 // out, the fill's events, and the turns of the event loop. `summarize` turns it into the figures that
 // docs/BENCHMARKS.md quotes ("where the time to first byte goes"). Used by bench/fanout/lazy-express.mjs.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+
+/**
+ * The main thread's scheduler figures from Linux's /proc (its task id is the process id): ms spent on a CPU and
+ * ms spent runnable but waiting for one. Null where there is no such file.
+ */
+function schedstat() {
+  try {
+    const [onCpu, waiting] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ').map(Number);
+    return { t: performance.now(), onCpuMs: onCpu / 1e6, waitingMs: waiting / 1e6 };
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Starts recording on `server` and `fills` (the lazy-content instance's fill events) for requests whose URL
@@ -13,10 +26,14 @@ import { performance } from 'node:perf_hooks';
 export function startTrace(server, fills, marker) {
   const events = [];
   const at = (name, extra) => events.push({ name, t: performance.now(), ...extra });
+  // The main thread's time on and off the CPU from the first request to the last first bytes out: whether it
+  // was busy, or runnable and waiting while the clients' processes had the CPUs.
+  const sched = { first: null, last: null };
   server.prependListener('connection', () => at('connection'));
   server.prependListener('request', (req, res) => {
     if (!req.url.includes(marker)) return;
     at('request');
+    sched.first ??= schedstat();
     // Node sends the status line and headers with the first write, or on flushHeaders: whichever comes first.
     let out = false;
     for (const method of ['write', 'end', 'flushHeaders']) {
@@ -25,6 +42,7 @@ export function startTrace(server, fills, marker) {
         if (!out) {
           out = true;
           at('first-out');
+          sched.last = schedstat();
         }
         return original.apply(this, args);
       };
@@ -45,8 +63,18 @@ export function startTrace(server, fills, marker) {
   return {
     mark: (name, extra) => at(name, extra),
     write(file) {
-      writeFileSync(file, JSON.stringify({ summary: summarize(events, turns), events }, null, 1));
+      writeFileSync(file, JSON.stringify({ summary: { ...summarize(events, turns), mainThread: mainThread(sched) }, events }, null, 1));
     },
+  };
+}
+
+/** From the first request to the last first bytes out: wall, on a CPU, and runnable but waiting for a CPU (ms). */
+function mainThread({ first, last }) {
+  if (!first || !last) return null;
+  return {
+    wallMs: round(last.t - first.t),
+    onCpuMs: round(last.onCpuMs - first.onCpuMs),
+    waitingForCpuMs: round(last.waitingMs - first.waitingMs),
   };
 }
 
