@@ -215,16 +215,13 @@ describe('LocalGrowingFile memory window', () => {
           const body = seededBytes(total, seed);
           const grow = new LocalGrowingFile(undefined, maxWindowBytes);
           const kept: { offset: number; bytes: Buffer }[] = [];
-          // A model of the rule: the oldest chunk goes once the rest cover the window and it is all on disk,
-          // checked whenever a chunk is kept and whenever more of the file reaches the disk.
+          // A model of the rule: a chunk goes once it ends at least maxWindowBytes behind what readers may
+          // read, checked whenever a chunk is kept and whenever more of the file reaches the disk.
           const model: { offset: number; length: number }[] = [];
           let keptEnd = 0;
           let written = 0;
           const trimModel = () => {
-            let modelBytes = model.reduce((sum, c) => sum + c.length, 0);
-            while (model.length > 1 && modelBytes - model[0]!.length >= maxWindowBytes && model[0]!.offset + model[0]!.length <= written) {
-              modelBytes -= model.shift()!.length;
-            }
+            while (model.length > 1 && model[0]!.offset + model[0]!.length <= written - maxWindowBytes) model.shift();
           };
           for (const step of steps) {
             const bytes = ownChunk(body.subarray(keptEnd, keptEnd + step.size));
@@ -237,8 +234,9 @@ describe('LocalGrowingFile memory window', () => {
             keptEnd += bytes.length;
             if (keptEnd === 0) continue;
             const start = model[0]!.offset;
-            // The latest maxWindowBytes are always there...
-            expect(grow.recentBytes(Math.max(0, keptEnd - maxWindowBytes), keptEnd)).toBeDefined();
+            // The last maxWindowBytes that readers may read are always there, however far the disk is behind
+            // what was received...
+            expect(grow.recentBytes(Math.max(0, written - maxWindowBytes), keptEnd)).toBeDefined();
             // ...and so is every byte not on disk yet.
             expect(start).toBeLessThanOrEqual(written);
             expect(grow.recentBytes(Math.min(written, keptEnd - 1), keptEnd)).toBeDefined();
@@ -330,12 +328,26 @@ describe('LocalGrowingFile memory window', () => {
     file.keep(next, 500);
     expect(file.recentBytes(199, 600)).toBeUndefined();
     expect(Buffer.concat(file.recentBytes(200, 600)!).equals(Buffer.concat([body.subarray(200), next]))).toBe(true);
-    // All on disk: the window shrinks to the newest chunk, which alone covers the 10 bytes.
+    // All 600 on disk: the window shrinks to the chunk holding the last 10 readable bytes, and the newest one
+    // received since (not on disk yet).
     file.advance(600, 600);
     const last = ownChunk(randomFile(100));
     file.keep(last, 600);
-    expect(file.recentBytes(599, 700)).toBeUndefined();
+    expect(file.recentBytes(499, 700)).toBeUndefined();
+    expect(file.recentBytes(500, 700)![0]).toBe(next);
     expect(file.recentBytes(600, 700)![0]).toBe(last);
+  });
+
+  it('keeps the window behind what readers may read when the disk lags far behind the download', () => {
+    // The writer's queue holds 700 bytes not on disk yet: readers just behind the 300 readable bytes must
+    // still be served from memory, or a slow disk sends every reader to the disk and slows it further.
+    windowed(200);
+    const body = randomFile(1000);
+    chunksOf(body, 100).forEach((c, i) => file.keep(c, i * 100));
+    file.advance(300, 300);
+    expect(file.recentBytes(99, 300)).toBeUndefined();
+    expect(Buffer.concat(file.recentBytes(100, 300)!).equals(body.subarray(100, 300))).toBe(true);
+    expect(Buffer.concat(file.recentBytes(100, 1000)!).equals(body.subarray(100))).toBe(true);
   });
 
   it('keeps at least the latest maxWindowBytes once everything is on disk', async () => {

@@ -89,8 +89,8 @@ export class LocalGrowingFile implements GrowingFileSource {
   /**
    * @param reopen opens the finished file anew, for a reader that arrives after the shared descriptor was
    * closed (the fill completed and every earlier reader left).
-   * @param maxWindowBytes how many of the latest bytes to keep in memory for readers that follow the download
-   * (at least; the oldest chunk goes once the rest still cover this many bytes). 0 keeps none: every reader
+   * @param maxWindowBytes how many bytes behind `readableBytes` to keep in memory for readers that follow the
+   * download (at least; plus whatever was received but is not readable yet). 0 keeps none: every reader
    * reads from disk.
    */
   constructor(
@@ -198,15 +198,19 @@ export class LocalGrowingFile implements GrowingFileSource {
   }
 
   /**
-   * The oldest chunks go once the newer ones cover the window, but never before they are on disk: a reader
-   * that is told they are readable must find them in one place or the other.
+   * The window holds the last `maxWindowBytes` of what readers may read, and everything after it (received
+   * but not yet on disk, or held back for verification). A chunk goes once it ends that far behind
+   * `readableBytes`: it is then on disk, and a reader that needs it is a reader that fell behind. The
+   * window is measured from what readers may have, not from what was received: when the disk is slow and
+   * the writer's queue grows, a window measured from the received end would hold only bytes that nobody may
+   * read yet and send every reader to the disk, which slows the disk further.
    */
   private trimWindow(): void {
     const chunks = this.window;
+    const keepFrom = this.readable - this.maxWindowBytes;
     while (this.windowHead < chunks.length - 1) {
       const oldest = chunks[this.windowHead]!;
-      if (this.windowBytes - oldest.bytes.length < this.maxWindowBytes) break;
-      if (oldest.offset + oldest.bytes.length > this.written) break;
+      if (oldest.offset + oldest.bytes.length > keepFrom) break;
       this.windowBytes -= oldest.bytes.length;
       chunks[this.windowHead] = undefined as unknown as WindowChunk;
       this.windowHead++;
@@ -236,7 +240,7 @@ export class LocalGrowingFile implements GrowingFileSource {
     if (writtenBytes <= this.written && readableBytes <= this.readable) return;
     this.written = Math.max(this.written, writtenBytes);
     this.readable = Math.max(this.readable, Math.min(readableBytes, this.written));
-    // Chunks kept while they were not on disk yet may go now.
+    // Chunks that are now far enough behind what readers may have go.
     if (this.windowBytes > this.maxWindowBytes) this.trimWindow();
     this.notify();
   }
