@@ -305,6 +305,67 @@ describe('LocalGrowingFile memory window', () => {
     expect(parts[0]![10]).toBe(a[60]);
   });
 
+  it('copies small chunks together into blocks: one buffer per block, shared by every reader', () => {
+    file = new LocalGrowingFile(undefined, 2048, 256);
+    const body = randomFile(1024);
+    const chunks = chunksOf(body, 16);
+    chunks.slice(0, 10).forEach((c, i) => file.keep(c, i * 16));
+    // The open block is handed out as far as it is filled.
+    const early = file.recentBytes(0, 160)!;
+    expect(early).toHaveLength(1);
+    expect(early[0]!.equals(body.subarray(0, 160))).toBe(true);
+    chunks.slice(10).forEach((c, i) => file.keep(c, (i + 10) * 16));
+    // Bytes handed out before are unchanged by what was copied in after them.
+    expect(early[0]!.equals(body.subarray(0, 160))).toBe(true);
+    const parts = file.recentBytes(0, 1024)!;
+    expect(parts.map((p) => p.length)).toEqual([256, 256, 256, 256]);
+    expect(Buffer.concat(parts).equals(body)).toBe(true);
+    // A copy of the download, not of the reader: two readers get the same memory.
+    const again = file.recentBytes(300, 600)!;
+    expect(again[0]!.buffer).toBe(parts[1]!.buffer);
+    expect(again[0]!.byteOffset).toBe(parts[1]!.byteOffset + 300 - 256);
+    // A chunk as large as a block, with no block open, is kept as it is.
+    const big = ownChunk(randomFile(600));
+    file.keep(big, 1024);
+    expect(file.recentBytes(1024, 1624)![0]).toBe(big);
+  });
+
+  it('returns exactly [position, end) from blocks, whatever the chunks, in at most one part per block (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          seed: fc.integer({ min: 1, max: 0x7fffffff }),
+          blockBytes: fc.integer({ min: 1, max: 300 }),
+          maxWindowBytes: fc.integer({ min: 1, max: 1500 }),
+          steps: fc.array(fc.record({ size: fc.integer({ min: 0, max: 700 }), diskPercent: fc.integer({ min: 0, max: 100 }) }), {
+            minLength: 1,
+            maxLength: 30,
+          }),
+        }),
+        ({ seed, blockBytes, maxWindowBytes, steps }) => {
+          const total = steps.reduce((sum, st) => sum + st.size, 0);
+          const body = seededBytes(total, seed);
+          const grow = new LocalGrowingFile(undefined, maxWindowBytes, blockBytes);
+          let keptEnd = 0;
+          let written = 0;
+          for (const step of steps) {
+            grow.keep(ownChunk(body.subarray(keptEnd, keptEnd + step.size)), keptEnd);
+            keptEnd += step.size;
+            written += Math.floor(((keptEnd - written) * step.diskPercent) / 100);
+            grow.advance(written, written);
+            if (keptEnd === 0) continue;
+            const from = Math.max(0, written - maxWindowBytes);
+            const got = grow.recentBytes(from, keptEnd);
+            expect(got).toBeDefined();
+            expect(Buffer.concat(got!).equals(body.subarray(from, keptEnd))).toBe(true);
+            for (const part of got!) expect(part.length).toBeGreaterThan(0);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('answers [] for an empty range and undefined for bytes it never kept', () => {
     windowed(1024);
     file.keep(ownChunk(randomFile(100)), 0);

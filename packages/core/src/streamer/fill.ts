@@ -176,7 +176,8 @@ export class Fill {
     // Nobody may be waiting on them (every client left): a failure is reported through events, not crashes.
     this.head.catch(() => undefined);
     this.done.catch(() => undefined);
-    this.growing = new LocalGrowingFile(() => ctx.cache.open(key), ctx.settings.memoryWindowBytes);
+    // The window's blocks are a reader's chunk: a reader that follows the download sends one buffer per read.
+    this.growing = new LocalGrowingFile(() => ctx.cache.open(key), ctx.settings.memoryWindowBytes, ctx.settings.readChunkBytes);
   }
 
   /** The growing file, as readers see it. */
