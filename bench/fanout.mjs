@@ -11,7 +11,10 @@
 //   BENCH_CLIENTS=50      concurrent curl clients per run
 //   BENCH_RATE_MIB=32     the origin's limit per connection, in MiB/s
 //   BENCH_ONLY=a,b        only these servers (lazy-content, lazy-content-no-digest, lazy-content-inline, varnish,
-//                         squid, nginx, node-floor, node-floor-express, node-floor-2)
+//                         squid, nginx, node-floor, node-floor-express, node-floor-2). The node-floor rows are
+//                         not proxies: a Node server holding the file in memory that answers every client at
+//                         once and sends at the origin's pace (bench/fanout/node-floor.mjs; node:http, Express 5,
+//                         or two cluster workers): the best any Node.js server can do in this benchmark
 //   BENCH_NO_DIGEST=1     also run lazy-content with a catalog entry without digest (0: skip that row)
 //   BENCH_TIMEOUT=2400    bound of the whole script, in seconds (a full run takes 10 to 25 minutes on 2 CPUs)
 //   BENCH_RETRIES=1       a run during which other processes used more than 0.25 CPU is done again, up to this
@@ -46,6 +49,8 @@
 //   server CPU        user + system CPU seconds of those processes during the clients' run (1.0 s per second
 //                     of wall = one core busy); machine CPU busy: the share of all cores busy meanwhile
 //                     (clients, origin and server together, and anything else running)
+//   CPU by thread     lazy-content only: each thread's CPU seconds (main = the JavaScript thread) and the part
+//                     the kernel spent on its behalf (socket writes are most of it)
 //   other processes   CPU used meanwhile by processes that are not ours (other jobs on the machine): a run
 //                     above 0.25 CPU is marked DISTURBED and done again (BENCH_RETRIES)
 // Everything listens on 127.0.0.1 only. Every step is bounded in time, and every process started here is

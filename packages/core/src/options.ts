@@ -65,8 +65,9 @@ export interface StreamerOptions {
   /** Bytes at the end of a file held back from clients until its size and digest are verified. @default 65536 */
   holdbackBytes?: number;
   /**
-   * The latest bytes of each running download kept in memory, from which clients that follow the download are
-   * served without reading the file back from disk. 0 serves every client from disk. @default 8388608 (8 MiB)
+   * Bytes of each running download kept in memory behind the newest byte clients may read (plus what arrived
+   * since), from which clients that follow the download are served without reading the file back from disk.
+   * 0 serves every client from disk. @default 8388608 (8 MiB)
    */
   memoryWindowBytes?: number;
 }

@@ -22,9 +22,10 @@ export interface FillEngineOptions {
   /** Bytes per read of a reader, which is also what one reader holds in memory. @default 524288 (512 KiB) */
   readChunkBytes?: number;
   /**
-   * The latest bytes of each download kept in memory, from which readers that follow the download are served
-   * (shared, without reading the file back); readers further behind read from disk. Per running fill,
-   * whatever the file's size and the number of readers. 0 serves every reader from disk. @default 8388608 (8 MiB)
+   * Bytes of each download kept in memory behind the newest byte readers may read (plus what arrived since),
+   * from which readers that follow the download are served (shared, without reading the file back, in blocks
+   * of `readChunkBytes`); readers further behind read from disk. Per running fill, whatever the file's size
+   * and the number of readers. 0 serves every reader from disk. @default 8388608 (8 MiB)
    */
   memoryWindowBytes?: number;
   /**
